@@ -1,0 +1,39 @@
+# `make test` and `make demo` each set up everything they need (a .venv, the install,
+# native builds) and then run; a second run skips what is already done.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# tensorflow-graphics is pinned and installed without its declared dependencies, which
+# include tensorflow-addons (end of life, breaks under Keras 3); see README.
+TFG := tensorflow-graphics==2021.12.3
+DEMO_OUT ?= demo_out
+
+.PHONY: all install test demo bench lint clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --no-deps $(TFG)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+demo: install
+	$(BIN)/python -m hand_tf.demo --out $(DEMO_OUT)
+
+bench: install
+	$(BIN)/python benchmarks/mano_layer.py
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache $(DEMO_OUT)

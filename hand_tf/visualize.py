@@ -1,0 +1,84 @@
+"""Drawing meshes and keypoints with OpenCV (no renderer needed, works with any runtime)."""
+
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from mano_tf import constants
+
+# One colour per finger (BGR is not used: images here are RGB uint8).
+FINGER_COLORS = ((230, 60, 60), (60, 180, 60), (60, 100, 230), (230, 170, 40), (170, 60, 200))
+
+
+def project_points(points: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+  """Pinhole projection of camera-frame points (OpenCV axes), NumPy version.
+
+  Args:
+    points: `[N, 3]` in meters, z forward.
+    intrinsics: `[3, 3]` K in pixels.
+
+  Returns:
+    `[N, 2]` pixel coordinates (u = column, v = row).
+  """
+  uvw = points @ intrinsics.T
+  return uvw[:, :2] / np.maximum(uvw[:, 2:3], 1e-9)
+
+
+def draw_mesh(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
+              intrinsics: np.ndarray, vertex_colors: Optional[np.ndarray] = None,
+              light_dir: Sequence[float] = (0.2, 0.4, 1.0), alpha: float = 1.0) -> np.ndarray:
+  """Draws a shaded mesh over an RGB image (painter's algorithm, back faces culled).
+
+  Args:
+    image: `[H, W, 3]` uint8 RGB; not modified.
+    vertices: `[V, 3]` camera-frame vertices in meters (OpenCV axes).
+    faces: `[F, 3]` triangle indices, counter-clockwise seen from outside.
+    intrinsics: `[3, 3]` camera matrix in pixels.
+    vertex_colors: optional `[V, 3]` RGB in [0, 1]; a skin tone by default.
+    light_dir: direction the light travels, camera frame (default: from behind the camera).
+    alpha: opacity of the mesh over the image.
+
+  Returns:
+    A new `[H, W, 3]` uint8 image.
+  """
+  canvas = image.copy()
+  uv = project_points(vertices, intrinsics)
+  tri = vertices[faces]
+  normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+  normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
+  centers = tri.mean(axis=1)
+  visible = np.einsum("ij,ij->i", normals, centers) < 0  # facing the camera
+  light = -np.asarray(light_dir, dtype=np.float64)
+  light /= np.linalg.norm(light)
+  shade = 0.35 + 0.65 * np.clip(normals @ light, 0.0, 1.0)
+  if vertex_colors is None:
+    face_colors = np.tile([0.87, 0.68, 0.58], (len(faces), 1))
+  else:
+    face_colors = np.asarray(vertex_colors)[faces].mean(axis=1)
+  order = np.argsort(-centers[:, 2])  # far to near
+  scale = 16  # sub-pixel precision of cv2.fillConvexPoly (4 fractional bits)
+  for f in order:
+    if not visible[f] or np.any(tri[f, :, 2] <= 1e-6):
+      continue
+    color = np.clip(face_colors[f] * shade[f] * 255.0, 0, 255)
+    pts = np.round(uv[faces[f]] * scale).astype(np.int32)
+    cv2.fillConvexPoly(canvas, pts, tuple(float(c) for c in color), cv2.LINE_AA, shift=4)
+  if alpha < 1.0:
+    canvas = cv2.addWeighted(canvas, alpha, image, 1.0 - alpha, 0.0)
+  return canvas
+
+
+def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, radius: int = 3,
+                   thickness: int = 2) -> np.ndarray:
+  """Draws 21 keypoints (KEYPOINT_NAMES order, pixels) and their bones, one colour a finger."""
+  canvas = image.copy()
+  pts = np.asarray(keypoints, dtype=np.float64)
+  for parent, child in constants.BONES:
+    color = FINGER_COLORS[(child - 1) // 4]
+    cv2.line(canvas, tuple(int(round(c)) for c in pts[parent]),
+             tuple(int(round(c)) for c in pts[child]), color, thickness, cv2.LINE_AA)
+  for k, p in enumerate(pts):
+    color = (255, 255, 255) if k == 0 else FINGER_COLORS[(k - 1) // 4]
+    cv2.circle(canvas, (int(round(p[0])), int(round(p[1]))), radius, color, -1, cv2.LINE_AA)
+  return canvas
