@@ -1,0 +1,1 @@
+"""Differentiable hand rendering on tensorflow-graphics (see `renderer.render`)."""

@@ -1,0 +1,73 @@
+"""Pinhole camera in OpenCV convention: the one projection used by renderer and losses.
+
+Camera frame: x right, y down, z forward, meters.  Pixel coordinates: u is the column and
+v the row; pixel (row r, column c) covers [c, c + 1) x [r, r + 1), so its centre is at
+(c + 0.5, r + 0.5).  A point projected with `project` at (u, v) is drawn by the renderer
+in pixel (floor(v), floor(u)).
+"""
+
+from typing import Tuple
+
+import tensorflow as tf
+from tensorflow_graphics.util import shape
+
+# Points closer than this (meters) are clamped before the perspective division, so that
+# points at or behind the camera give large but finite coordinates instead of inf/NaN.
+MIN_DEPTH = 1e-4
+
+
+def project(points: tf.Tensor, intrinsics: tf.Tensor) -> tf.Tensor:
+  """Projects camera-frame points to pixels: uv = (K X)[:2] / (K X)[2].
+
+  Written here rather than with tfg's `camera.perspective.project` because that one
+  takes no skew and divides by z unguarded.
+
+  Args:
+    points: `[A1, ..., An, N, 3]` camera-frame points in meters.
+    intrinsics: `[A1, ..., An, 3, 3]` camera matrices K in pixels.
+
+  Returns:
+    `[A1, ..., An, N, 2]` pixel coordinates (u, v).
+  """
+  points = tf.convert_to_tensor(points)
+  intrinsics = tf.convert_to_tensor(intrinsics, dtype=points.dtype)
+  shape.check_static(points, tensor_name="points", has_rank_greater_than=1,
+                     has_dim_equals=(-1, 3))
+  shape.check_static(intrinsics, tensor_name="intrinsics", has_rank_greater_than=1,
+                     has_dim_equals=((-1, 3), (-2, 3)))
+  uvw = tf.einsum("...ij,...nj->...ni", intrinsics, points)
+  return uvw[..., :2] / tf.maximum(uvw[..., 2:3], MIN_DEPTH)
+
+
+def intrinsics_to_clip(intrinsics: tf.Tensor, image_size: Tuple[int, int],
+                       near: float = 0.01, far: float = 10.0) -> tf.Tensor:
+  """OpenGL-style projection matrix that maps camera points to clip space.
+
+  NDC x = 2 u / W - 1 and NDC y = 2 v / H - 1 (y grows with the row, as the tfg
+  rasterizer's rows do), NDC z in [-1, 1] between `near` and `far`, clip w = depth.
+
+  Args:
+    intrinsics: `[A1, ..., An, 3, 3]` camera matrices K in pixels.
+    image_size: (height, width) in pixels.
+    near: near clipping distance, meters.
+    far: far clipping distance, meters.
+
+  Returns:
+    `[A1, ..., An, 4, 4]` matrices.
+  """
+  intrinsics = tf.convert_to_tensor(intrinsics)
+  shape.check_static(intrinsics, tensor_name="intrinsics", has_rank_greater_than=1,
+                     has_dim_equals=((-1, 3), (-2, 3)))
+  height, width = float(image_size[0]), float(image_size[1])
+  fx, skew, cx = intrinsics[..., 0, 0], intrinsics[..., 0, 1], intrinsics[..., 0, 2]
+  fy, cy = intrinsics[..., 1, 1], intrinsics[..., 1, 2]
+  zero, one = tf.zeros_like(fx), tf.ones_like(fx)
+  depth_scale = (far + near) / (far - near) * one
+  depth_offset = -2.0 * far * near / (far - near) * one
+  rows = [
+      tf.stack([2 * fx / width, 2 * skew / width, 2 * cx / width - 1, zero], axis=-1),
+      tf.stack([zero, 2 * fy / height, 2 * cy / height - 1, zero], axis=-1),
+      tf.stack([zero, zero, depth_scale, depth_offset], axis=-1),
+      tf.stack([zero, zero, one, zero], axis=-1),
+  ]
+  return tf.stack(rows, axis=-2)
