@@ -64,23 +64,28 @@ def main(argv):
     variables = tf.Variable(vertices)
     for backend in BACKENDS.value:
       for jit in ([False, True] if backend == "tf" else [False]):
-        def forward():
-          return renderer.render(variables, faces, colors, k, lighting, (size, size),
-                                 backend=backend)["rgb"]
-
-        def forward_backward():
-          with tf.GradientTape() as tape:
-            out = renderer.render(variables, faces, colors, k, lighting, (size, size),
-                                  backend=backend)
-            loss = tf.reduce_sum(out["rgb"]) + tf.reduce_sum(out["silhouette"])
-          return tape.gradient(loss, variables)
-
-        fwd = tf.function(forward, jit_compile=jit)
-        fwd_bwd = tf.function(forward_backward, jit_compile=jit)
+        fwd, fwd_bwd = _compiled(variables, faces, colors, k, lighting, size, backend, jit)
         name = backend + ("+xla" if jit else "")
-        f_ms = _median_ms(lambda: fwd().numpy(), REPEATS.value) / batch
-        fb_ms = _median_ms(lambda: fwd_bwd().numpy(), REPEATS.value) / batch
+        f_ms = _median_ms(lambda: fwd().numpy(), REPEATS.value) / batch  # noqa: B023
+        fb_ms = _median_ms(lambda: fwd_bwd().numpy(), REPEATS.value) / batch  # noqa: B023
         print(f"{name:<10} {size:>5} {f_ms:>11.2f} {fb_ms:>15.2f}", flush=True)
+
+
+def _compiled(variables, faces, colors, k, lighting, size, backend, jit):
+  """Forward and forward+backward graphs for one configuration."""
+
+  def forward():
+    return renderer.render(variables, faces, colors, k, lighting, (size, size),
+                           backend=backend)["rgb"]
+
+  def forward_backward():
+    with tf.GradientTape() as tape:
+      out = renderer.render(variables, faces, colors, k, lighting, (size, size),
+                            backend=backend)
+      loss = tf.reduce_sum(out["rgb"]) + tf.reduce_sum(out["silhouette"])
+    return tape.gradient(loss, variables)
+
+  return tf.function(forward, jit_compile=jit), tf.function(forward_backward, jit_compile=jit)
 
 
 if __name__ == "__main__":

@@ -261,6 +261,27 @@ def model_from_dict(data, path="<dict>") -> ManoModel:
       tip_vertex_ids=tips.astype(np.int32))
 
 
+def read_pickle_safely(path, payload: Optional[bytes] = None):
+  """Unpickles NumPy/SciPy content (e.g. dataset meta files) with the same allow-list as
+  MANO files: no other global is ever resolved, so a crafted file cannot run code.
+
+  Raises:
+    ManoModelError: for a missing, corrupt or disallowed file (naming the file).
+  """
+  path = os.fspath(path)
+  if payload is None:
+    if not os.path.isfile(path):
+      raise ManoModelError(f"{path}: file not found.")
+    with open(path, "rb") as f:
+      payload = f.read()
+  try:
+    return _RestrictedUnpickler(io.BytesIO(payload), path).load()
+  except ManoModelError:
+    raise
+  except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file.
+    raise ManoModelError(f"{path}: not a readable pickle ({type(e).__name__}: {e}).") from e
+
+
 def load_mano_model(path) -> ManoModel:
   """Loads a MANO model from an official `.pkl` (no chumpy needed) or an `.npz`.
 
@@ -288,11 +309,10 @@ def load_mano_model(path) -> ManoModel:
       raise ManoModelError(f"{path}: not a readable .npz archive: {e}") from e
     return model_from_dict(data, path)
   try:
-    data = _RestrictedUnpickler(io.BytesIO(payload), path).load()
-  except ManoModelError:
-    raise
-  except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file.
-    raise ManoModelError(f"{path}: not a readable MANO pickle ({type(e).__name__}: {e}).") from e
+    data = read_pickle_safely(path, payload)
+  except ManoModelError as e:
+    raise ManoModelError(str(e).replace("not a readable pickle", "not a readable MANO pickle")) \
+        from e
   return model_from_dict(data, path)
 
 

@@ -59,15 +59,17 @@ def intrinsics_to_clip(intrinsics: tf.Tensor, image_size: Tuple[int, int],
   shape.check_static(intrinsics, tensor_name="intrinsics", has_rank_greater_than=1,
                      has_dim_equals=((-1, 3), (-2, 3)))
   height, width = float(image_size[0]), float(image_size[1])
-  fx, skew, cx = intrinsics[..., 0, 0], intrinsics[..., 0, 1], intrinsics[..., 0, 2]
-  fy, cy = intrinsics[..., 1, 1], intrinsics[..., 1, 2]
-  zero, one = tf.zeros_like(fx), tf.ones_like(fx)
-  depth_scale = (far + near) / (far - near) * one
-  depth_offset = -2.0 * far * near / (far - near) * one
+  # K may be any affine pixel map (e.g. after an in-plane rotation augmentation), so
+  # both of its first rows are used in full; its last row must be (0, 0, 1).
+  k0, k1 = intrinsics[..., 0, :], intrinsics[..., 1, :]
+  zero = tf.zeros_like(k0[..., :1])
+  one = tf.ones_like(zero)
+  offset = tf.concat([zero, zero, one], axis=-1)  # subtracts w: NDC = 2 u / W - 1
   rows = [
-      tf.stack([2 * fx / width, 2 * skew / width, 2 * cx / width - 1, zero], axis=-1),
-      tf.stack([zero, 2 * fy / height, 2 * cy / height - 1, zero], axis=-1),
-      tf.stack([zero, zero, depth_scale, depth_offset], axis=-1),
-      tf.stack([zero, zero, one, zero], axis=-1),
+      tf.concat([2.0 * k0 / width - offset, zero], axis=-1),
+      tf.concat([2.0 * k1 / height - offset, zero], axis=-1),
+      tf.concat([zero, zero, (far + near) / (far - near) * one,
+                 -2.0 * far * near / (far - near) * one], axis=-1),
+      tf.concat([zero, zero, one, zero], axis=-1),
   ]
   return tf.stack(rows, axis=-2)

@@ -90,6 +90,7 @@ def build(directory: Optional[str] = None, compiler: Optional[str] = None,
   return target
 
 
+@tf.autograph.experimental.do_not_convert  # host-side file checks, also from graphs
 def load(build_if_missing: bool = True):
   """Loads the kernel (building it first if allowed) and registers it with tfg.
 
@@ -116,6 +117,7 @@ def load(build_if_missing: bool = True):
   return _loaded
 
 
+@tf.autograph.experimental.do_not_convert
 def is_available() -> bool:
   """True if the kernel is loaded or can be loaded/built here."""
   try:

@@ -20,6 +20,7 @@ from hand_tf.rendering import kernel
 BACKENDS = ("auto", "kernel", "tf")
 
 
+@tf.autograph.experimental.do_not_convert
 def resolve_backend(backend: str) -> str:
   """Maps 'auto' to a concrete backend; validates the name."""
   if backend not in BACKENDS:
@@ -71,7 +72,7 @@ def rasterize_kernel(clip_vertices: tf.Tensor, faces: tf.Tensor,
 
 
 def rasterize_tf(clip_vertices: tf.Tensor, faces: tf.Tensor, image_size: Tuple[int, int],
-                 triangles_per_chunk: int = 64) -> fb.Framebuffer:
+                 triangles_per_chunk: int = 128) -> fb.Framebuffer:
   """Rasterizes with plain TensorFlow ops (XLA-compatible; no face culling).
 
   Each pixel centre is tested against every triangle with 2D-homogeneous edge functions
@@ -100,42 +101,52 @@ def rasterize_tf(clip_vertices: tf.Tensor, faces: tf.Tensor, image_size: Tuple[i
   pixels = tf.stack([tf.reshape(px, [-1]), tf.reshape(py, [-1]),
                      tf.ones([height * width])], axis=-1)  # [P, 3] homogeneous
 
-  def body(k, best_z, best_id, best_bary):
-    ids = k * chunk + tf.range(chunk)  # static length, as XLA needs
-    corners = tf.gather(clip_vertices, tf.gather(padded, ids), axis=1)  # [B, C, 3, 4]
-    xyw = tf.gather(corners, [0, 1, 3], axis=-1)  # [B, C, 3, 3]
+  def edge_matrices(face_ids):
+    """[B, C, 3, 3] edge functions (rows) and the sign of each triangle's determinant."""
+    corners = tf.gather(clip_vertices, tf.gather(padded, face_ids), axis=1)  # [B, C, 3, 4]
+    xyw = tf.gather(corners, [0, 1, 3], axis=-1)
     v0, v1, v2 = xyw[:, :, 0], xyw[:, :, 1], xyw[:, :, 2]
     edges = tf.stack([tf.linalg.cross(v1, v2), tf.linalg.cross(v2, v0),
-                      tf.linalg.cross(v0, v1)], axis=2)  # [B, C, 3, 3]
-    det = tf.reduce_sum(v0 * edges[:, :, 0], axis=-1)  # [B, C]
-    e = tf.einsum("bcij,pj->bpci", edges, pixels)  # [B, P, C, 3]
-    e = e * tf.sign(det)[:, None, :, None]
-    inside = tf.reduce_all(e >= 0.0, axis=-1) & (tf.abs(det) > 1e-12)[:, None, :]
-    inside &= tf.gather(valid, ids)[None, None, :]
-    total = tf.reduce_sum(e, axis=-1)
-    bary = e / tf.where(tf.abs(total) > 0, total, 1.0)[..., None]
-    z = tf.einsum("bpci,bci->bpc", bary, corners[..., 2])
-    w = tf.einsum("bpci,bci->bpc", bary, corners[..., 3])
-    z_ndc = z / tf.where(tf.abs(w) > 0, w, 1.0)
-    visible = inside & (w > 0) & (z_ndc >= -1.0) & (z_ndc <= 1.0)
-    z_ndc = tf.where(visible, z_ndc, float("inf"))
+                      tf.linalg.cross(v0, v1)], axis=2)
+    det = tf.reduce_sum(v0 * edges[:, :, 0], axis=-1)
+    return corners, edges * tf.sign(det)[..., None, None], det
+
+  def body(k, best_z, best_id):
+    ids = k * chunk + tf.range(chunk)  # static length, as XLA needs
+    corners, edges, det = edge_matrices(ids)
+    # Edge values e_i(p) = edges_i . p; barycentrics are e_i / sum(e), so depth
+    # z/w = sum(e_i z_i) / sum(e_i w_i) needs no per-pair barycentrics at all.
+    e = [tf.einsum("bcj,pj->bpc", edges[:, :, i], pixels) for i in range(3)]
+    z_num = tf.einsum("bcj,pj->bpc", tf.einsum("bcij,bci->bcj", edges, corners[..., 2]), pixels)
+    w_num = tf.einsum("bcj,pj->bpc", tf.einsum("bcij,bci->bcj", edges, corners[..., 3]), pixels)
+    ok = (tf.abs(det) > 1e-12) & tf.gather(valid, ids)[None, :]
+    inside = (e[0] >= 0) & (e[1] >= 0) & (e[2] >= 0) & ok[:, None, :] & (w_num > 0)
+    z_ndc = z_num / tf.where(inside, w_num, 1.0)
+    z_ndc = tf.where(inside & (z_ndc >= -1.0) & (z_ndc <= 1.0), z_ndc, float("inf"))
     local = tf.argmin(z_ndc, axis=-1, output_type=tf.int32)  # [B, P]
     chunk_z = tf.reduce_min(z_ndc, axis=-1)
-    chunk_bary = tf.gather(bary, local, axis=2, batch_dims=2)
     closer = chunk_z < best_z
-    return (k + 1, tf.where(closer, chunk_z, best_z),
-            tf.where(closer, k * chunk + local, best_id),
-            tf.where(closer[..., None], chunk_bary, best_bary))
+    return (k + 1, tf.where(closer, chunk_z, best_z), tf.where(closer, k * chunk + local, best_id))
 
   pixels_count = height * width
   init = (tf.constant(0), tf.fill([batch, pixels_count], float("inf")),
-          tf.zeros([batch, pixels_count], tf.int32), tf.zeros([batch, pixels_count, 3]))
-  _, best_z, best_id, best_bary = tf.while_loop(
-      lambda k, *_: k < num_chunks, body, init, parallel_iterations=1)
-  mask = tf.cast(tf.math.is_finite(best_z), tf.float32)
+          tf.zeros([batch, pixels_count], tf.int32))
+  _, best_z, best_id = tf.while_loop(lambda k, *_: k < num_chunks, body, init,
+                                     maximum_iterations=num_chunks)
+  mask = tf.math.is_finite(best_z)
+  best_id = tf.where(mask, best_id, 0)
+  # Perspective-correct barycentrics of the winning triangle only.
+  corners = tf.gather(clip_vertices, tf.gather(padded, best_id), axis=1, batch_dims=1)
+  xyw = tf.gather(corners, [0, 1, 3], axis=-1)  # [B, P, 3, 3]
+  v0, v1, v2 = xyw[:, :, 0], xyw[:, :, 1], xyw[:, :, 2]
+  e = tf.stack([tf.reduce_sum(tf.linalg.cross(v1, v2) * pixels, -1),
+                tf.reduce_sum(tf.linalg.cross(v2, v0) * pixels, -1),
+                tf.reduce_sum(tf.linalg.cross(v0, v1) * pixels, -1)], axis=-1)
+  total = tf.reduce_sum(e, axis=-1, keepdims=True)
+  bary = tf.where(mask[..., None], e / tf.where(total != 0, total, 1.0), 0.0)
   shape = [batch, height, width]
-  return _framebuffer(tf.reshape(best_id, shape), tf.reshape(best_bary, shape + [3]),
-                      tf.reshape(mask, shape), faces)
+  return _framebuffer(tf.reshape(best_id, shape), tf.reshape(bary, shape + [3]),
+                      tf.reshape(tf.cast(mask, tf.float32), shape), faces)
 
 
 def rasterize(clip_vertices: tf.Tensor, faces: tf.Tensor, image_size: Tuple[int, int],

@@ -1,0 +1,1 @@
+"""Hand data: readers (FreiHAND, HO-3D, folders), detections, synthetic data, tf.data."""

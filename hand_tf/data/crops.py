@@ -1,0 +1,35 @@
+"""Square hand crops and what they do to intrinsics and keypoints (NumPy)."""
+
+import numpy as np
+
+
+def square_box_around(points, margin_px: float = 10.0, scale: float = 1.0 / 0.85,
+                      min_side: float = 50.0, max_side: float = 640.0) -> np.ndarray:
+  """A square (x0, y0, side, side) centred on 2D points, as S2HAND crops HO-3D.
+
+  The side is twice the largest half-extent of the points (plus `margin_px`) times
+  `scale` (S2HAND draws it from [0.8, 0.9)^-1 in training; 1/0.85 is its middle),
+  clamped to [min_side, max_side].
+
+  Args:
+    points: [N, 2] pixels (x = column, y = row).
+  """
+  points = np.asarray(points, np.float64)
+  low, high = points.min(axis=0) - margin_px, points.max(axis=0) + margin_px
+  center = 0.5 * (low + high)
+  side = float(np.clip(2.0 * np.max(high - center) * scale, min_side, max_side))
+  return np.array([center[0] - side / 2, center[1] - side / 2, side, side], np.float32)
+
+
+def crop_matrix(box, output_size: int) -> np.ndarray:
+  """[3, 3] map from source pixels to pixels of the crop resized to `output_size`."""
+  x0, y0, sx, sy = [float(v) for v in box]
+  return np.array([[output_size / sx, 0, -x0 * output_size / sx],
+                   [0, output_size / sy, -y0 * output_size / sy],
+                   [0, 0, 1]], np.float32)
+
+
+def apply_to_points(matrix, points) -> np.ndarray:
+  """Applies a [3, 3] affine map to [..., 2] points."""
+  points = np.asarray(points, np.float32)
+  return points @ matrix[:2, :2].T + matrix[:2, 2]

@@ -1,0 +1,57 @@
+"""A plain folder of images plus a keypoints JSON (the project's detections format).
+
+The JSON may carry per-image intrinsics under "intrinsics" ([N][3][3], source pixels);
+without them K is a guess (focal = 1.2 x the image's longer side, centred principal
+point), which is enough for 2D work and relative 3D.  Each image is cropped to a square
+around its keypoints (`crop='keypoints'`) or padded to a square (`crop='full'`).
+"""
+
+import os
+
+import cv2
+import numpy as np
+
+from hand_tf.data import crops
+from hand_tf.data.detections import read_detections
+from hand_tf.data.records import DataError, HandRecords, as_array, load_json
+
+
+def default_intrinsics(width, height) -> np.ndarray:
+  focal = 1.2 * max(width, height)
+  return np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], np.float32)
+
+
+def read_folder(images_dir, keypoints_json, image_size: int = 224,
+                crop: str = "keypoints") -> HandRecords:
+  """Reads every image named in `keypoints_json` from `images_dir`."""
+  if crop not in ("keypoints", "full"):
+    raise DataError(f"crop must be 'keypoints' or 'full', got {crop!r}")
+  found = read_detections(keypoints_json)
+  if found.names is None:
+    raise DataError(f"{keypoints_json}: missing field 'images' (the image file names)")
+  data = load_json(keypoints_json)
+  intrinsics_all = None
+  if isinstance(data, dict) and "intrinsics" in data:
+    intrinsics_all = as_array(data["intrinsics"], keypoints_json, "intrinsics",
+                              (len(found), 3, 3))
+  paths, boxes, intrinsics, keypoints = [], [], [], []
+  for i, name in enumerate(found.names):
+    path = os.path.join(images_dir, name)
+    image = cv2.imread(path) if os.path.isfile(path) else None
+    if image is None:
+      raise DataError(f"{path}: image missing or unreadable")
+    height, width = image.shape[:2]
+    if crop == "keypoints":
+      box = crops.square_box_around(found.keypoints[i], max_side=float(max(width, height)))
+    else:
+      side = float(max(width, height))
+      box = np.array([(width - side) / 2, (height - side) / 2, side, side], np.float32)
+    to_crop = crops.crop_matrix(box, image_size)
+    k = intrinsics_all[i] if intrinsics_all is not None else default_intrinsics(width, height)
+    paths.append(path)
+    boxes.append(box)
+    intrinsics.append(to_crop @ k)
+    keypoints.append(crops.apply_to_points(to_crop, found.keypoints[i]))
+  return HandRecords(image_paths=paths, image_size=image_size, crop_boxes=np.stack(boxes),
+                     intrinsics=np.stack(intrinsics), keypoints=np.stack(keypoints),
+                     confidence=found.confidence)

@@ -1,0 +1,97 @@
+"""FreiHAND v2 on disk (also the layout the synthetic generator writes).
+
+  <root>/training/rgb/%08d.jpg      32,560 x 4 versions (id + k * 32560; k: gs, hom,
+                                     sample, auto)
+  <root>/training/mask/%08d.jpg     one mask per unique id
+  <root>/training_{K,xyz,verts,mano,scale}.json   one entry per unique id
+  <root>/evaluation/rgb/%08d.jpg    and evaluation_{K,scale}.json (+ _xyz/_verts: GT)
+
+All images are 224 x 224 crops, so the crop box is the whole image; if the model input
+has another size, K and keypoints are rescaled.
+"""
+
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from hand_tf.data.detections import read_detections
+from hand_tf.data.records import DataError, HandRecords, as_array, load_json, project_numpy
+from mano_tf import constants
+
+VERSIONS = ("gs", "hom", "sample", "auto")
+SOURCE_SIZE = 224
+
+
+def annotation_path(root, split, key):
+  return os.path.join(root, f"{split}_{key}.json")
+
+
+def read_freihand(root, split: str = "training", versions: Sequence[str] = ("gs",),
+                  detections: Optional[str] = None, image_size: int = 224,
+                  load_vertices: bool = True, source_size: int = SOURCE_SIZE) -> HandRecords:
+  """Reads a FreiHAND split as `HandRecords`.
+
+  Args:
+    root: the dataset folder (holding `training/`, `evaluation/` and the json files).
+    split: 'training' or 'evaluation'.
+    versions: which of the 4 training image versions to use (S2HAND uses 'gs' only);
+      ignored for the evaluation split (one version).
+    detections: a detections file/folder (see `detections.read_detections`); without
+      it, the 2D supervision is the projection of the ground-truth joints with
+      confidence 1 (the paper's WSL setting), which needs `<split>_xyz.json`.
+    image_size: model input size.
+    load_vertices: read `<split>_verts.json` when present (large for the real dataset).
+    source_size: side of the stored images.
+  """
+  if split not in ("training", "evaluation"):
+    raise DataError(f"split must be 'training' or 'evaluation', got {split!r}")
+  if not os.path.isdir(root):
+    raise DataError(f"{root}: FreiHAND folder not found")
+  k_path = annotation_path(root, split, "K")
+  intrinsics = as_array(load_json(k_path, "intrinsics file"), k_path, "K", (-1, 3, 3))
+  num = len(intrinsics)
+  joints3d = vertices = None
+  xyz_path = annotation_path(root, split, "xyz")
+  if os.path.isfile(xyz_path):
+    joints3d = as_array(load_json(xyz_path), xyz_path, "xyz", (num, 21, 3))
+  verts_path = annotation_path(root, split, "verts")
+  if load_vertices and os.path.isfile(verts_path):
+    vertices = as_array(load_json(verts_path), verts_path, "verts",
+                        (num, constants.NUM_VERTICES, 3))
+  if split == "evaluation":
+    versions = ("gs",)
+  for v in versions:
+    if v not in VERSIONS:
+      raise DataError(f"unknown FreiHAND version {v!r}; choose from {VERSIONS}")
+  ids = np.arange(num)
+  image_ids = np.concatenate([ids + VERSIONS.index(v) * num for v in versions])
+  unique = np.tile(ids, len(versions))
+  image_paths = [os.path.join(root, split, "rgb", "%08d.jpg" % i) for i in image_ids]
+  for path in image_paths:
+    if not os.path.isfile(path):
+      raise DataError(f"{path}: image missing")
+  mask_paths = None
+  if os.path.isdir(os.path.join(root, split, "mask")):
+    mask_paths = [os.path.join(root, split, "mask", "%08d.jpg" % i) for i in unique]
+
+  if detections is not None:
+    found = read_detections(detections)
+    keypoints, confidence = found.lookup(
+        [os.path.basename(p) for p in image_paths],
+        fallback_index=unique if len(found) == num else None)
+  elif joints3d is not None:
+    keypoints = project_numpy(joints3d, intrinsics)[unique]
+    confidence = np.ones((len(unique), 21), np.float32)
+  else:
+    raise DataError(f"{root}: no detections given and no {xyz_path} to derive 2D keypoints")
+
+  scale = image_size / float(source_size)
+  resize = np.diag([scale, scale, 1.0]).astype(np.float32)
+  return HandRecords(
+      image_paths=image_paths, image_size=image_size,
+      crop_boxes=np.tile([0.0, 0.0, source_size, source_size], (len(unique), 1)),
+      intrinsics=resize @ intrinsics[unique], keypoints=keypoints * scale,
+      confidence=confidence,
+      joints3d=None if joints3d is None else joints3d[unique],
+      vertices=None if vertices is None else vertices[unique], mask_paths=mask_paths)
