@@ -10,11 +10,11 @@ STAMP := $(VENV)/.installed
 TFG := tensorflow-graphics==2021.12.3
 DEMO_OUT ?= demo_out
 
-.PHONY: all install test demo bench lint clean
+.PHONY: all install models test demo bench lint clean
 
 all: test
 
-$(STAMP): pyproject.toml hand_tf/rendering/kernel.py
+$(STAMP): pyproject.toml hand_tf/rendering/kernel.py hand_tf/data/mediapipe_detector.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q --no-deps $(TFG)
@@ -22,7 +22,21 @@ $(STAMP): pyproject.toml hand_tf/rendering/kernel.py
 	# The tfg rasterizer kernel, compiled against the installed TensorFlow (~20 s). Without
 	# a compiler the renderer falls back to its pure-TensorFlow backend.
 	$(BIN)/python -m hand_tf.rendering.kernel || echo "warning: rasterizer kernel not built; the renderer will use backend='tf'"
+	$(MAKE) models
 	touch $(STAMP)
+
+# MediaPipe's hand models, taken out of the mediapipe 0.10.21 wheel (the package itself
+# cannot be installed beside TF 2.21); only here, never at run time.
+MEDIAPIPE_WHEEL_DIR := $(VENV)/share/hand_tf/wheels
+models: $(VENV)/share/hand_tf/mediapipe/hand_landmark_full.tflite
+
+$(VENV)/share/hand_tf/mediapipe/hand_landmark_full.tflite:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip download -q --no-deps -d $(MEDIAPIPE_WHEEL_DIR) \
+	    --only-binary=:all: mediapipe==0.10.21
+	$(BIN)/python -m hand_tf.data.mediapipe_detector --extract \
+	    $$(ls $(MEDIAPIPE_WHEEL_DIR)/mediapipe-0.10.21-*.whl | head -n 1)
+	rm -rf $(MEDIAPIPE_WHEEL_DIR)
 
 install: $(STAMP)
 
