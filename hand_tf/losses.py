@@ -1,0 +1,219 @@
+"""S2HAND's loss terms, each a pure function over batched tensors.
+
+Notation: B batch, 21 keypoints in FreiHAND order, pixels for 2D, meters for 3D.
+`confidence` is the detector's per-keypoint confidence in [0, 1].  Default weights (the
+released code's, which no config overrides) live in `LossWeights`.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from mano_tf import constants
+
+_BONES = np.asarray(constants.BONES, np.int32)  # [20, 2] (parent, child)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+  joint_location: float = 1e-3   # open_2dj
+  bone_direction: float = 0.1    # open_bone_direc
+  keypoint_branch: float = 1e-3  # hm_integral
+  consistency: float = 2e-4      # kp_cons
+  scale: float = 0.1             # mscale
+  shape: float = 1e-2            # mshape
+  skeleton: float = 0.1          # tsa_poses
+  laplacian: float = 0.1         # triangle
+  photometric: float = 5e-3      # texture
+  mean_color: float = 1e-3       # mrgb
+  texture_regularization: float = 5e-3  # mtex
+  ssim: float = 1e-3             # ssim_tex
+  joint_3d: float = 100.0        # FSL only
+  joint_3d_root_relative: float = 100.0  # FSL only
+
+
+def robust_distance(distance, beta: float = 5.0):
+  """SmoothL1 of a distance: d^2 / (2 beta) below beta, d - beta / 2 above (pixels)."""
+  return tf.where(distance < beta, 0.5 * tf.square(distance) / beta, distance - 0.5 * beta)
+
+
+def _safe_norm(x, axis=-1):
+  return tf.sqrt(tf.reduce_sum(tf.square(x), axis=axis) + 1e-12)
+
+
+def joint_location_loss(predicted, detected, confidence):
+  """Robust 2D distance to the detections, weighted by (keypoint weight x confidence)^2.
+
+  Args:
+    predicted, detected: [B, 21, 2] pixels.
+    confidence: [B, 21].
+
+  Returns:
+    Scalar: sum rho(d) (w c)^2 / sum (w c)^2, with w = 2 (wrist), 1.5 (tips), else 1.
+  """
+  weight = tf.square(confidence * tf.constant(constants.KEYPOINT_LOSS_WEIGHTS, tf.float32))
+  rho = robust_distance(_safe_norm(predicted - detected))
+  return tf.math.divide_no_nan(tf.reduce_sum(rho * weight), tf.reduce_sum(weight))
+
+
+def bone_vectors(keypoints):
+  """[B, 21, D] -> [B, 20, D] child minus parent along the 20 bones."""
+  return (tf.gather(keypoints, _BONES[:, 1], axis=1)
+          - tf.gather(keypoints, _BONES[:, 0], axis=1))
+
+
+def bone_direction_loss(predicted, detected, confidence):
+  """Squared difference of unit 2D bone directions, weighted by both joints' confidences.
+
+  Returns:
+    Scalar mean over B x 20 of c_parent c_child |v_pred / |v_pred| - v_det / |v_det||^2.
+  """
+  def unit(v):
+    return v / (_safe_norm(v)[..., None] + 1e-4)
+
+  weight = (tf.gather(confidence, _BONES[:, 0], axis=1)
+            * tf.gather(confidence, _BONES[:, 1], axis=1))
+  difference = tf.reduce_sum(tf.square(unit(bone_vectors(predicted))
+                                       - unit(bone_vectors(detected))), axis=-1)
+  return tf.reduce_mean(weight * difference)
+
+
+def keypoint_branch_loss(stacks, detected, confidence):
+  """2D branch: sum over hourglass stacks of sum c^2 |det - kp| / sum c^2 (plain L2 norm)."""
+  weight = tf.square(confidence)
+  total = 0.0
+  for keypoints in stacks:
+    total += tf.math.divide_no_nan(
+        tf.reduce_sum(weight * _safe_norm(keypoints - detected)), tf.reduce_sum(weight))
+  return total
+
+
+def consistency_loss(branch_keypoints, projected_joints):
+  """2D-3D consistency: mean robust distance between the 2D branch and projected joints."""
+  return tf.reduce_mean(robust_distance(_safe_norm(branch_keypoints - projected_joints)))
+
+
+def scale_loss(joints3d, target: float = constants.SCALE_BONE_TARGET_M):
+  """Mean |length of the middle finger's MCP->PIP bone - target| (meters)."""
+  a, b = constants.SCALE_BONE
+  return tf.reduce_mean(tf.abs(_safe_norm(joints3d[:, a] - joints3d[:, b]) - target))
+
+
+def shape_loss(shape):
+  """Mean squared shape coefficient."""
+  return tf.reduce_mean(tf.square(shape))
+
+
+def skeleton_loss(pose):
+  """Hinge penalty of each axis-angle component outside the per-joint bounds.
+
+  Args:
+    pose: [B, 16, 3] full MANO axis-angle pose (root first), radians.
+
+  Returns:
+    Scalar mean over B x 16 x 3 of the violation, z components weighted x2.
+  """
+  bounds = tf.constant(constants.POSE_BOUNDS, tf.float32)
+  excess = tf.nn.relu(pose - bounds[..., 1]) + tf.nn.relu(bounds[..., 0] - pose)
+  return tf.reduce_mean(excess * tf.constant(constants.POSE_BOUND_COMPONENT_WEIGHTS))
+
+
+def photometric_weight(confidence):
+  """Per-sample weight of the appearance terms: mean confidence, 0 if any joint <= 0.1."""
+  return tf.where(tf.reduce_min(confidence, axis=-1) > 0.1,
+                  tf.reduce_mean(confidence, axis=-1), 0.0)
+
+
+def _weighted_mean(per_sample, weight):
+  w2 = tf.square(weight)
+  return tf.math.divide_no_nan(tf.reduce_sum(per_sample * w2), tf.reduce_sum(w2))
+
+
+def photometric_loss(rendered, image, mask, weight):
+  """L1 between render and image over the rendered silhouette's pixels.
+
+  Args:
+    rendered, image: [B, H, W, 3] in [0, 1].
+    mask: [B, H, W, 1] pixels to compare (no gradient through it).
+    weight: [B] per-sample weight (`photometric_weight`).
+  """
+  mask = tf.stop_gradient(mask)
+  per_sample = tf.math.divide_no_nan(
+      tf.reduce_sum(tf.abs(rendered - image) * mask, axis=[1, 2, 3]),
+      3.0 * tf.reduce_sum(mask, axis=[1, 2, 3]))
+  return _weighted_mean(per_sample, weight)
+
+
+def mean_color_loss(rendered, image, mask, weight):
+  """|mean colour of the render - mean colour of the image| over the silhouette."""
+  mask = tf.stop_gradient(mask)
+  area = tf.reduce_sum(mask, axis=[1, 2])
+  mean = lambda x: tf.math.divide_no_nan(tf.reduce_sum(x * mask, axis=[1, 2]), area)  # noqa
+  return _weighted_mean(tf.reduce_mean(tf.abs(mean(rendered) - mean(image)), axis=-1), weight)
+
+
+def ssim_loss(rendered, image, mask):
+  """1 - SSIM (11x11 Gaussian window, sigma 1.5) of the masked render and image."""
+  mask = tf.stop_gradient(mask)
+  ssim = tf.image.ssim(rendered * mask, image * mask, max_val=1.0, filter_size=11,
+                       filter_sigma=1.5, k1=0.01, k2=0.03)
+  return tf.reduce_mean(1.0 - ssim)
+
+
+def texture_regularization(texture, weight):
+  """Penalises texture values farther than 2 std from the sample's mean colour.
+
+  Per sample and channel (the paper's version; the released code mixed samples by a
+  broadcasting slip): mean |T - mu| over texels with |T - mu| > 2 sigma.
+
+  Args:
+    texture: [B, T, 3] raw texture.
+    weight: [B].
+  """
+  mean, variance = tf.nn.moments(texture, axes=[1], keepdims=True)
+  deviation = tf.abs(texture - mean)
+  outside = tf.cast(deviation > 2.0 * tf.sqrt(variance + 1e-12), texture.dtype)
+  return _weighted_mean(tf.reduce_mean(deviation * outside, axis=[1, 2]), weight)
+
+
+def uniform_laplacian(faces, num_vertices):
+  """Sparse [V, V] uniform Laplacian L = I - D^-1 A of the mesh graph (a constant).
+
+  The released code rebuilds a cotangent Laplacian from the first predicted mesh every
+  step; the uniform one is fixed, cheaper and exported as one sparse constant.
+  """
+  faces = np.asarray(faces)
+  edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+  edges = np.unique(np.sort(np.concatenate([edges, edges[:, ::-1]]), axis=1), axis=0)
+  edges = np.concatenate([edges, edges[:, ::-1]])
+  degree = np.bincount(edges[:, 0], minlength=num_vertices).astype(np.float32)
+  values = -1.0 / degree[edges[:, 0]]
+  indices = np.concatenate([edges, np.stack([np.arange(num_vertices)] * 2, axis=1)])
+  values = np.concatenate([values, np.ones(num_vertices, np.float32)])
+  order = np.lexsort((indices[:, 1], indices[:, 0]))
+  return tf.SparseTensor(indices[order].astype(np.int64), values[order],
+                         [num_vertices, num_vertices])
+
+
+def laplacian_loss(vertices, laplacian):
+  """Mean over vertices of |L v| (meters): penalises non-smooth meshes.
+
+  Args:
+    vertices: [B, V, 3].
+    laplacian: sparse [V, V] from `uniform_laplacian`.
+  """
+  batch = tf.shape(vertices)[0]
+  stacked = tf.reshape(tf.transpose(vertices, [1, 0, 2]), [vertices.shape[1], -1])
+  smoothed = tf.sparse.sparse_dense_matmul(laplacian, stacked)
+  smoothed = tf.transpose(tf.reshape(smoothed, [vertices.shape[1], batch, 3]), [1, 0, 2])
+  return tf.reduce_mean(_safe_norm(smoothed))
+
+
+def joint_3d_losses(predicted, target):
+  """FSL's 3D terms: MSE of joints, and MSE after subtracting joint 9 from each set."""
+  absolute = tf.reduce_mean(tf.square(predicted - target))
+  root = constants.SCALE_BONE[0]
+  relative = tf.reduce_mean(tf.square((predicted - predicted[:, root:root + 1])
+                                      - (target - target[:, root:root + 1])))
+  return absolute, relative

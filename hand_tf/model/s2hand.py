@@ -1,0 +1,112 @@
+"""The S2HAND network assembled: inference model (what export ships) and training model.
+
+  inference: image [B, S, S, 3] in [0, 1], K [B, 3, 3] ->
+      vertices [B, 778, 3], joints3d [B, 21, 3] (camera frame, meters), joints2d [B, 21, 2]
+      (pixels), pose [B, 16, 3] (full axis-angle, MANO's fixed root first), pose_coeffs,
+      shape [B, 10], camera {scale [B, 1], rotation [B, 3], translation [B, 3]},
+      texture [B, T, 3], lighting [B, 11]
+  training: the same plus keypoints2d_stacks (the 2D branch's keypoints, one per stack).
+
+Both are functional Keras models built from the same layer objects, so they share
+weights: train the training model, export the inference model.
+"""
+
+import dataclasses
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+from hand_tf.model.encoder import build_encoder
+from hand_tf.model.heads import GeometryHead, TextureLightHead
+from hand_tf.model.hourglass import build_keypoint_branch
+from hand_tf.rendering import camera
+from mano_tf import constants, lbs
+from mano_tf.layer import ManoLayer
+
+
+@keras.saving.register_keras_serializable(package="hand_tf")
+class PlaceHand(keras.layers.Layer):
+  """MANO parameters + camera -> posed hand in the camera frame, and its projection.
+
+  As in S2HAND: MANO's own root rotation is fixed to (pi, 0, 0); the predicted axis-angle
+  rotation turns the posed hand about the MANO origin; then
+  points = translation + |scale| * rotated points.  Units: meters; K in pixels.
+  """
+
+  def __init__(self, mano_model_path: Optional[str] = None, ncomps: int = 30,
+               use_mean_shape: bool = False, **kwargs):
+    kwargs.setdefault("dtype", "float32")
+    super().__init__(**kwargs)
+    self.mano_model_path = mano_model_path
+    self.ncomps = ncomps
+    self.use_mean_shape = use_mean_shape
+    self.mano = ManoLayer(model_path=mano_model_path, use_pca=True, ncomps=ncomps,
+                          flat_hand_mean=False, name="mano")
+
+  def call(self, pose_coeffs, shape, rotation, translation, scale, intrinsics):
+    batch = tf.shape(pose_coeffs)[0]
+    root = tf.broadcast_to(tf.constant(constants.S2HAND_ROOT_ROTATION, tf.float32), [batch, 3])
+    pose = tf.concat([root, tf.cast(pose_coeffs, tf.float32)], axis=-1)
+    betas = tf.zeros_like(shape) if self.use_mean_shape else shape
+    vertices, joints = self.mano(pose, betas)
+    rotation_matrix = lbs.axis_angle_to_matrix(tf.cast(rotation, tf.float32))
+    magnitude = tf.abs(tf.cast(scale, tf.float32))[:, :, None]
+    offset = tf.cast(translation, tf.float32)[:, None, :]
+    place = lambda p: offset + magnitude * tf.einsum("bij,bnj->bni", rotation_matrix, p)  # noqa
+    vertices, joints = place(vertices), place(joints)
+    return {"vertices": vertices, "joints3d": joints,
+            "joints2d": camera.project(joints, intrinsics),
+            "pose": self.mano.axis_angle_pose(pose)}
+
+  def get_config(self):
+    return {**super().get_config(), "mano_model_path": self.mano_model_path,
+            "ncomps": self.ncomps, "use_mean_shape": self.use_mean_shape}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  backbone: str = "b0"
+  encoder_weights: Optional[str] = None
+  image_size: int = 224
+  ncomps: int = 30
+  texture_per_face: bool = False   # the released code; the paper predicts per vertex
+  use_mean_shape: bool = False     # the released code's default zeroes the shape
+  mano_model_path: Optional[str] = None
+  hourglass_features: int = 256
+  hourglass_stacks: int = 2
+  hourglass_modules: int = 2
+
+
+def build_models(config: ModelConfig = ModelConfig()):
+  """Returns (inference_model, training_model), sharing all weights."""
+  size = config.image_size
+  image = keras.Input((size, size, 3), name="image")
+  intrinsics = keras.Input((3, 3), name="intrinsics")
+  encoder = build_encoder(config.backbone, config.encoder_weights, size)
+  global_feature, low_level = encoder(image)
+  params = GeometryHead(config.ncomps, name="geometry_head")(global_feature)
+  num_texels = constants.NUM_FACES if config.texture_per_face else constants.NUM_VERTICES
+  appearance = TextureLightHead(num_texels, name="texture_light_head")(low_level)
+  hand = PlaceHand(config.mano_model_path, config.ncomps, config.use_mean_shape,
+                   name="place_hand")(params["pose_coeffs"], params["shape"],
+                                      params["rotation"], params["translation"],
+                                      params["scale"], intrinsics)
+  outputs = {
+      "vertices": hand["vertices"], "joints3d": hand["joints3d"],
+      "joints2d": hand["joints2d"], "pose": hand["pose"],
+      "pose_coeffs": params["pose_coeffs"], "shape": params["shape"],
+      "scale": params["scale"], "rotation": params["rotation"],
+      "translation": params["translation"],
+      "texture": appearance["texture"], "lighting": appearance["lighting"],
+  }
+  inference = keras.Model([image, intrinsics], outputs, name="s2hand_inference")
+  branch = build_keypoint_branch(size, config.hourglass_stacks, config.hourglass_modules,
+                                 config.hourglass_features)
+  stacks = branch(image)
+  training_outputs = dict(outputs)
+  for i, keypoints in enumerate(stacks if isinstance(stacks, (list, tuple)) else [stacks]):
+    training_outputs[f"keypoints2d_stack{i}"] = keypoints
+  training = keras.Model([image, intrinsics], training_outputs, name="s2hand_training")
+  return inference, training
+

@@ -1,0 +1,150 @@
+"""Loss terms on hand-made cases, and that each one reaches the encoder."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hand_tf import losses
+from hand_tf.model.s2hand import ModelConfig, build_models
+from hand_tf.rendering import renderer
+from mano_tf import constants
+
+
+def _keypoints(seed=0, batch=2):
+  return tf.constant(np.random.default_rng(seed).uniform(20, 200, (batch, 21, 2)), tf.float32)
+
+
+def test_robust_distance_values():
+  d = tf.constant([0.0, 1.0, 4.0, 5.0, 9.0])
+  np.testing.assert_allclose(losses.robust_distance(d), [0.0, 0.1, 1.6, 2.5, 6.5], atol=1e-6)
+
+
+def test_joint_location_loss():
+  kp = _keypoints()
+  conf = tf.ones([2, 21])
+  assert float(losses.joint_location_loss(kp, kp, conf)) == pytest.approx(0.0, abs=1e-6)
+  shifted = kp + [3.0, 4.0]  # every keypoint 5 px away -> rho = 2.5 everywhere
+  assert float(losses.joint_location_loss(shifted, kp, conf)) == pytest.approx(2.5, rel=1e-5)
+  # Confidence weighting: an error on a zero-confidence joint does not count.
+  moved = tf.tensor_scatter_nd_add(kp, [[0, 3]], [[50.0, 0.0]])
+  conf0 = tf.tensor_scatter_nd_update(conf, [[0, 3]], [0.0])
+  assert float(losses.joint_location_loss(moved, kp, conf0)) == pytest.approx(0.0, abs=1e-5)
+  assert float(losses.joint_location_loss(moved, kp, conf)) > 0.5
+
+
+def test_bone_direction_loss():
+  kp = _keypoints(1)
+  conf = tf.ones([2, 21])
+  assert float(losses.bone_direction_loss(kp, kp, conf)) == pytest.approx(0.0, abs=1e-6)
+  # Scaling about the wrist keeps every direction: still zero.
+  scaled = (kp - kp[:, :1]) * 1.7 + kp[:, :1]
+  assert float(losses.bone_direction_loss(scaled, kp, conf)) == pytest.approx(0.0, abs=1e-5)
+  # Reversing every bone: each unit vector difference has squared length 4.
+  flipped = -(kp - kp[:, :1]) + kp[:, :1]
+  assert float(losses.bone_direction_loss(flipped, kp, conf)) == pytest.approx(4.0, rel=1e-3)
+
+
+def test_branch_and_consistency_losses():
+  kp = _keypoints(2)
+  conf = tf.fill([2, 21], 0.5)
+  stacks = [kp + [3.0, 4.0], kp]
+  assert float(losses.keypoint_branch_loss(stacks, kp, conf)) == pytest.approx(5.0, rel=1e-5)
+  assert float(losses.consistency_loss(kp, kp)) == pytest.approx(0.0, abs=1e-6)
+  assert float(losses.consistency_loss(kp + [6.0, 8.0], kp)) == pytest.approx(7.5, rel=1e-5)
+
+
+def test_priors():
+  joints = np.zeros((2, 21, 3), np.float32)
+  joints[:, 10, 0] = constants.SCALE_BONE_TARGET_M
+  assert float(losses.scale_loss(joints)) == pytest.approx(0.0, abs=1e-6)
+  joints[:, 10, 0] = 0.04
+  assert float(losses.scale_loss(joints)) == pytest.approx(0.04 - 0.0282, rel=1e-4)
+  assert float(losses.shape_loss(tf.fill([2, 10], 2.0))) == pytest.approx(4.0)
+  inside = np.mean(constants.POSE_BOUNDS, axis=-1)[None].astype(np.float32)
+  assert float(losses.skeleton_loss(inside)) == 0.0
+  bent_back = inside.copy()
+  bent_back[0, 2, 2] = constants.POSE_BOUNDS[2, 2, 0] - 0.3  # index PIP 0.3 rad too far back
+  assert float(losses.skeleton_loss(bent_back)) == pytest.approx(2 * 0.3 / 48, rel=1e-4)
+
+
+def test_appearance_losses():
+  rng = np.random.default_rng(3)
+  image = tf.constant(rng.uniform(0, 1, (2, 16, 16, 3)), tf.float32)
+  mask = tf.ones([2, 16, 16, 1])
+  weight = tf.ones([2])
+  assert float(losses.photometric_loss(image, image, mask, weight)) == pytest.approx(0.0)
+  assert float(losses.photometric_loss(image + 0.1, image, mask, weight)) == pytest.approx(0.1)
+  assert float(losses.mean_color_loss(image, image, mask, weight)) == pytest.approx(0.0)
+  assert float(losses.ssim_loss(image, image, mask)) == pytest.approx(0.0, abs=1e-5)
+  assert float(losses.ssim_loss(image, 1.0 - image, mask)) > 0.5
+  # Pixels outside the mask are ignored.
+  half = tf.concat([tf.ones([2, 16, 8, 1]), tf.zeros([2, 16, 8, 1])], axis=2)
+  other = tf.concat([image[:, :, :8], 1.0 - image[:, :, 8:]], axis=2)
+  assert float(losses.photometric_loss(other, image, half, weight)) == pytest.approx(0.0)
+  np.testing.assert_allclose(losses.photometric_weight(
+      tf.constant([[0.5] * 21, [0.9] * 20 + [0.05]])), [0.5, 0.0])
+
+
+def test_texture_regularization_and_laplacian(synthetic_model):
+  flat = tf.fill([1, 778, 3], 0.6)
+  assert float(losses.texture_regularization(flat, tf.ones([1]))) == 0.0
+  spiky = flat.numpy().copy()
+  spiky[0, 10] = 5.0
+  assert float(losses.texture_regularization(spiky, tf.ones([1]))) > 1e-3
+  laplacian = losses.uniform_laplacian(synthetic_model.faces, 778)
+  plane = np.zeros((1, 778, 3), np.float32)
+  assert float(losses.laplacian_loss(plane, laplacian)) == pytest.approx(0.0, abs=1e-5)
+  template = synthetic_model.v_template[None].astype(np.float32)
+  noisy = template + np.random.default_rng(0).normal(0, 0.003, template.shape)
+  assert float(losses.laplacian_loss(noisy.astype(np.float32), laplacian)) > float(
+      losses.laplacian_loss(template, laplacian))
+  a, b = losses.joint_3d_losses(tf.ones([1, 21, 3]), tf.ones([1, 21, 3]) + 0.5)
+  assert float(a) == pytest.approx(0.25) and float(b) == pytest.approx(0.0)
+
+
+def test_every_loss_reaches_the_network():
+  size = 64
+  inference, training = build_models(ModelConfig(image_size=size, hourglass_features=16))
+  rng = np.random.default_rng(5)
+  image = tf.constant(rng.uniform(0, 1, (2, size, size, 3)), tf.float32)
+  k = tf.constant(np.tile(np.array([[[120.0, 0, 32], [0, 120.0, 32], [0, 0, 1]]], np.float32),
+                          (2, 1, 1)))
+  detected = _keypoints(6) * (size / 224)
+  conf = tf.fill([2, 21], 0.8)
+  faces = inference.get_layer("place_hand").mano.faces
+  laplacian = losses.uniform_laplacian(faces, 778)
+  encoder_vars = training.get_layer("encoder_b0").trainable_variables
+  branch_vars = training.get_layer("keypoint_branch").trainable_variables
+  terms = {
+      "joint_location": lambda o, r: losses.joint_location_loss(o["joints2d"], detected, conf),
+      "bone_direction": lambda o, r: losses.bone_direction_loss(o["joints2d"], detected, conf),
+      "keypoint_branch": lambda o, r: losses.keypoint_branch_loss(
+          [o["keypoints2d_stack0"], o["keypoints2d_stack1"]], detected, conf),
+      "consistency": lambda o, r: losses.consistency_loss(o["keypoints2d_stack1"],
+                                                          o["joints2d"]),
+      "scale": lambda o, r: losses.scale_loss(o["joints3d"]),
+      "shape": lambda o, r: losses.shape_loss(o["shape"]),
+      "skeleton": lambda o, r: losses.skeleton_loss(o["pose"]),
+      "laplacian": lambda o, r: losses.laplacian_loss(o["vertices"], laplacian),
+      "photometric": lambda o, r: losses.photometric_loss(r["rgb"], image, r["mask"],
+                                                          tf.ones([2])),
+      "ssim": lambda o, r: losses.ssim_loss(r["rgb"], image, r["mask"]),
+      "texture_regularization": lambda o, r: losses.texture_regularization(o["texture"],
+                                                                           tf.ones([2])),
+  }
+  with tf.GradientTape(persistent=True) as tape:
+    out = training([image, k], training=True)
+    rendered = renderer.render(out["vertices"], faces, tf.tanh(out["texture"]), k,
+                               out["lighting"], (size, size), backend="kernel")
+    values = {name: term(out, rendered) for name, term in terms.items()}
+  for name, value in values.items():
+    grads = tape.gradient(value, [encoder_vars, branch_vars])
+    norms = [sum(float(tf.reduce_sum(tf.abs(g))) for g in group if g is not None)
+             for group in grads]
+    assert np.isfinite(float(value)), name
+    # The 2D branch is its own network (as in S2HAND): its loss trains the hourglass
+    # only; the consistency loss couples both; every other term trains the encoder.
+    if name != "keypoint_branch":
+      assert norms[0] > 0.0, f"{name} sends no gradient to the encoder"
+    if name in ("keypoint_branch", "consistency"):
+      assert norms[1] > 0.0, f"{name} sends no gradient to the 2D branch"
