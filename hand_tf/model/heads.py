@@ -69,10 +69,10 @@ class GeometryHead(keras.layers.Layer):
 class TextureLightHead(keras.layers.Layer):
   """Stride-4 feature map -> per-vertex (or per-face) texture and 11 lighting values.
 
-  (Resize to 56 x 56)-Conv(48, k10, s4, pad 1)-ReLU-MaxPool(3, 2)-Conv(64, k3)-ReLU-MaxPool(2, 2) on the
-  56 x 56 map gives 2 x 2 x 64 = 256 features; two MLPs follow.  The texture is the skin
-  mean plus a predicted offset (rendered through tanh, as the original does); the light
-  head's last kernel starts around 1.
+  (Resize to 56 x 56)-Conv(48, k10, s4, pad 1)-ReLU-MaxPool(3, 2)-Conv(64, k3)-ReLU-
+  MaxPool(2, 2) on the 56 x 56 map gives 2 x 2 x 64 = 256 features; two MLPs follow.
+  The texture is the skin mean plus a predicted offset (rendered through tanh, as the
+  original does); the light head's last kernel starts around 1.
   """
 
   def __init__(self, num_texels: int = constants.NUM_VERTICES, **kwargs):
@@ -81,7 +81,8 @@ class TextureLightHead(keras.layers.Layer):
     self.conv = keras.Sequential([
         # Table 8's layer sizes assume the 56 x 56 map of a 224 input; other input sizes
         # are resampled to it, so the head (and its weights) do not depend on the size.
-        keras.layers.Resizing(56, 56), keras.layers.ZeroPadding2D(1), keras.layers.Conv2D(48, 10, strides=4, activation="relu"),
+        keras.layers.Resizing(56, 56), keras.layers.ZeroPadding2D(1),
+        keras.layers.Conv2D(48, 10, strides=4, activation="relu"),
         keras.layers.MaxPooling2D(3, 2), keras.layers.Conv2D(64, 3, activation="relu"),
         keras.layers.MaxPooling2D(2, 2), keras.layers.Flatten()], name="texture_light_conv")
     self.texture_head = keras.Sequential([
