@@ -1,7 +1,12 @@
 """`make demo`: the main job on the embedded default (the synthetic hand).
 
-Today it builds the synthetic MANO-format hand, writes it to disk, poses it in natural
-poses through `ManoLayer`, and writes a contact sheet (PNG) and one mesh per pose (.obj).
+So far it runs the stages that exist:
+1. builds the synthetic MANO-format hand, writes it to disk, poses it in natural poses
+   through `ManoLayer`, and writes a contact sheet (PNG) and one mesh per pose (.obj);
+2. renders a small synthetic dataset in FreiHAND's layout with the differentiable
+   renderer, simulates detector keypoints, and runs MediaPipe's detector on it (when
+   `make models` has extracted the models); writes a contact sheet of both and their
+   error statistics.
 """
 
 import json
@@ -14,6 +19,7 @@ from absl import app, flags
 
 OUT = flags.DEFINE_string("out", "demo_out", "Output folder.")
 NUM_POSES = flags.DEFINE_integer("num_poses", 8, "How many random poses to show.")
+NUM_IMAGES = flags.DEFINE_integer("num_images", 16, "Synthetic images to generate.")
 SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 MANO_MODEL_PATH = flags.DEFINE_string(
     "mano_model_path", None,
@@ -77,7 +83,56 @@ def main(argv):
     json.dump({"units": "meters", "order": "FreiHAND/OpenPose 21 keypoints",
                "joints3d": joints.round(6).tolist()}, f)
   _log(f"wrote {out}/posed_hands.png, {num} .obj meshes and joints.json")
+  _data_stage(out, NUM_IMAGES.value, SEED.value, MANO_MODEL_PATH.value)
   del tf
+
+
+def _data_stage(out, num_images, seed, mano_model_path):
+  """Synthetic data, simulated and MediaPipe detections, and a contact sheet of them."""
+  from hand_tf import visualize
+  from hand_tf.data import detections
+  from hand_tf.data.freihand import read_freihand
+  from hand_tf.data.mediapipe_detector import MediaPipeHandDetector, ModelsMissingError
+  from hand_tf.data.synthetic_data import synthesize
+
+  root = os.path.join(out, "synthetic_data")
+  summary = synthesize(root, num_images, image_size=224, seed=seed, occluders=True,
+                       mano_model_path=mano_model_path)
+  stats = summary["detector"]
+  _log(f"rendered {num_images} images at {summary['images_per_second']} images/s into {root}; "
+       f"simulated detector: median error {stats['median_px_error']:.1f} px, "
+       f"{100 * stats['within_px']['10']:.0f}% within 10 px")
+  records = read_freihand(root, detections=os.path.join(root, "training_detections.json"))
+  truth = np.einsum("nij,nkj->nki", records.intrinsics, records.joints3d)
+  truth = truth[..., :2] / truth[..., 2:]
+  report = {"synthesis": summary}
+  try:
+    detector = MediaPipeHandDetector(min_palm_score=0.1)
+    found = [detector.detect(cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB))
+             for p in records.image_paths]
+    mp_kp = np.stack([f[0] for f in found])
+    hit = np.stack([f[1][0] for f in found]) > 0
+    mp_stats = detections.detection_statistics(mp_kp[hit], truth[hit]) if hit.any() else {}
+    report["mediapipe"] = {"hands_found": int(hit.sum()), "images": num_images, **mp_stats}
+    _log(f"MediaPipe found {hit.sum()}/{num_images} hands" + (
+        f", median error {mp_stats['median_px_error']:.1f} px" if hit.any() else ""))
+  except ModelsMissingError as e:
+    mp_kp, hit = None, None
+    _log(f"skipping MediaPipe: {e}")
+  tiles = []
+  for i in range(min(8, num_images)):
+    image = cv2.cvtColor(cv2.imread(records.image_paths[i]), cv2.COLOR_BGR2RGB)
+    row = [visualize.draw_keypoints(image, truth[i], 2, 1),
+           visualize.draw_keypoints(image, records.keypoints[i], 2, 1)]
+    if mp_kp is not None:
+      row.append(visualize.draw_keypoints(image, mp_kp[i], 2, 1) if hit[i] else image)
+    tiles.append(np.concatenate(row, axis=0))
+  sheet = np.concatenate(tiles, axis=1)
+  cv2.imwrite(os.path.join(out, "synthetic_data.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+  with open(os.path.join(out, "data_report.json"), "w") as f:
+    json.dump(report, f, indent=2)
+  _log(f"wrote {out}/synthetic_data.png (rows: ground truth, simulated detector, MediaPipe) "
+       f"and {out}/data_report.json")
 
 
 if __name__ == "__main__":

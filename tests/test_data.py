@@ -15,7 +15,7 @@ from hand_tf.data.folder import read_folder
 from hand_tf.data.freihand import read_freihand
 from hand_tf.data.ho3d import read_ho3d
 from hand_tf.data.records import DataError, project_numpy
-from hand_tf.data.synthesize import synthesize
+from hand_tf.data.synthetic_data import synthesize
 from mano_tf import constants
 
 
@@ -307,3 +307,13 @@ def test_pipeline_batches_shuffles_deterministically_and_distributes(synthetic_d
   per_replica = next(iter(distributed))["image"]
   shapes = [t.shape for t in strategy.experimental_local_results(per_replica)]
   assert shapes == [(2, 64, 64, 3), (2, 64, 64, 3)]
+
+
+def test_synthesize_cli_prints_speed_and_detector_statistics(tmp_path):
+  import subprocess
+  import sys
+  result = subprocess.run([sys.executable, "-m", "hand_tf.data.synthesize", "--out",
+                           str(tmp_path), "--num", "2", "--image_size", "64"],
+                          capture_output=True, text=True, check=True)
+  assert "images/s" in result.stdout and "simulated detector: mean error" in result.stdout
+  assert len(json.loads((tmp_path / "training_K.json").read_text())) == 2

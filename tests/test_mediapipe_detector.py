@@ -1,6 +1,5 @@
 """MediaPipe hand detection on LiteRT: anchors, decoding, regions, the CLI, real models."""
 
-import json
 import subprocess
 import sys
 
@@ -9,7 +8,6 @@ import numpy as np
 import pytest
 
 from hand_tf.data import mediapipe_detector as mp
-from hand_tf.data.records import project_numpy
 
 
 def test_anchors_match_the_palm_model_output():
@@ -62,21 +60,31 @@ def test_missing_models_say_how_to_get_them(tmp_path):
   assert "make models" in result.stderr and "OpenPose" in result.stderr
 
 
-def test_finds_the_synthetic_hand(tmp_path):
-  """On a clear render of the synthetic hand (open, palm-on) the palm is found and the
-  landmarks land on the hand; our untextured renders are off MediaPipe's training
-  distribution, hence the loose bound."""
-  from hand_tf.data.synthesize import synthesize
-  synthesize(str(tmp_path), 3, image_size=224, seed=0, progress=False)
-  detector = mp.MediaPipeHandDetector(min_palm_score=0.1)
-  k = np.array(json.loads((tmp_path / "training_K.json").read_text()))
-  xyz = np.array(json.loads((tmp_path / "training_xyz.json").read_text()))
-  image = cv2.cvtColor(cv2.imread(str(tmp_path / "training" / "rgb" / "00000002.jpg")),
-                       cv2.COLOR_BGR2RGB)
-  keypoints, confidence = detector.detect(image)
-  truth = project_numpy(xyz[2], k[2])
-  assert confidence[0] > 0.1
-  assert np.linalg.norm(keypoints - truth, axis=1).mean() < 40.0
-  mask = cv2.imread(str(tmp_path / "training" / "mask" / "00000002.jpg"), 0) > 127
-  inside = [mask[int(y), int(x)] for x, y in keypoints if 0 <= x < 224 and 0 <= y < 224]
-  assert np.mean(inside) > 0.5
+def test_finds_the_synthetic_hand():
+  """A clear palm-on view of the synthetic hand, rendered with skin texture, is found and
+  its landmarks land within a few pixels.  (On the tight, randomly oriented crops of the
+  synthetic dataset MediaPipe's palm detector mostly misses: see the data report.)"""
+  import tensorflow as tf
+  from scipy.spatial.transform import Rotation
+
+  from hand_tf.data.scenes import skin_texture
+  from hand_tf.rendering import camera, renderer
+  from mano_tf.layer import ManoLayer
+
+  layer = ManoLayer(use_pca=False, flat_hand_mean=True)
+  pose = np.zeros((1, 48), np.float32)
+  pose[0, :3] = (Rotation.from_euler("x", 90, degrees=True)
+                 * Rotation.from_euler("z", 110, degrees=True)).as_rotvec()
+  vertices, joints = layer(pose, tf.zeros([1, 10]))
+  center = tf.reduce_mean(vertices, axis=1, keepdims=True)
+  vertices, joints = vertices - center + [0, 0, 0.7], joints - center + [0, 0, 0.7]
+  k = np.array([[[400.0, 0, 128], [0, 400.0, 128], [0, 0, 1]]], np.float32)
+  texture = skin_texture(np.random.default_rng(0), layer._template.numpy())[None]
+  light = np.array([[0.6, 0.5, 1, 1, 1, 1, 1, 1, 0, 0, -1]], np.float32)
+  out = renderer.render(vertices, layer.faces, texture, k, light, (256, 256), backend="kernel")
+  image = out["rgb"][0].numpy() + (1 - out["silhouette"][0].numpy()) * [0.85, 0.85, 0.8]
+  image = (np.clip(image, 0, 1) * 255).astype(np.uint8)
+  keypoints, confidence = mp.MediaPipeHandDetector().detect(image)
+  truth = camera.project(joints, k)[0].numpy()
+  assert confidence.min() > 0.5
+  assert np.linalg.norm(keypoints - truth, axis=1).mean() < 10.0

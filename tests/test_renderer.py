@@ -82,6 +82,17 @@ def _weighted_sum(image, seed=0):
   return tf.reduce_sum(image * weights)
 
 
+def _central_difference(loss, variable, index, eps):
+  """(loss(v + eps) - loss(v - eps)) / (2 eps) for one entry of a tf.Variable."""
+  original = variable[index].numpy()
+  variable[index].assign(original + eps)
+  up = loss().numpy()
+  variable[index].assign(original - eps)
+  down = loss().numpy()
+  variable[index].assign(original)
+  return (up - down) / (2 * eps)
+
+
 def test_colour_and_light_gradients_match_finite_differences():
   layer = ManoLayer(use_pca=False)
   pose = np.zeros((1, 48), np.float32)
@@ -102,21 +113,11 @@ def test_colour_and_light_gradients_match_finite_differences():
   grad_colors, grad_light = tape.gradient(value, [colors, lighting])
   eps = 1e-2
   for index in [(0, 5, 0), (0, 300, 1), (0, 700, 2)]:
-    original = colors[index].numpy()
-    colors[index].assign(original + eps)
-    up = loss().numpy()
-    colors[index].assign(original - eps)
-    down = loss().numpy()
-    colors[index].assign(original)
-    assert grad_colors[index].numpy() == pytest.approx((up - down) / (2 * eps), rel=0.02, abs=1e-3)
+    assert grad_colors[index].numpy() == pytest.approx(
+        _central_difference(loss, colors, index, eps), rel=0.02, abs=1e-3)
   for i in (0, 1, 3, 9, 10):  # intensities, a colour and two direction components
-    original = lighting[0, i].numpy()
-    lighting[0, i].assign(original + eps)
-    up = loss().numpy()
-    lighting[0, i].assign(original - eps)
-    down = loss().numpy()
-    lighting[0, i].assign(original)
-    assert grad_light[0, i].numpy() == pytest.approx((up - down) / (2 * eps), rel=0.03, abs=1e-2)
+    assert grad_light[0, i].numpy() == pytest.approx(
+        _central_difference(loss, lighting, (0, i), eps), rel=0.03, abs=1e-2)
 
 
 def test_depth_gradient_with_respect_to_vertices_matches_finite_differences():
@@ -135,13 +136,8 @@ def test_depth_gradient_with_respect_to_vertices_matches_finite_differences():
   grad = tape.gradient(value, triangle).numpy()
   eps = 1e-3
   for index in [(0, 0, 2), (0, 1, 2), (0, 2, 2), (0, 2, 0), (0, 1, 1)]:
-    original = triangle[index].numpy()
-    triangle[index].assign(original + eps)
-    up = loss().numpy()
-    triangle[index].assign(original - eps)
-    down = loss().numpy()
-    triangle[index].assign(original)
-    assert grad[index] == pytest.approx((up - down) / (2 * eps), rel=0.02, abs=0.5)
+    assert grad[index] == pytest.approx(_central_difference(loss, triangle, index, eps),
+                                        rel=0.02, abs=0.5)
   assert np.abs(grad[..., 2]).min() > 1.0  # depth does depend on every vertex's z
   del value
 

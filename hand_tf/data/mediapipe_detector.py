@@ -10,7 +10,7 @@ copies only these files out of it:
   palm_detection_{full,lite}.tflite  [1, 192, 192, 3] in [0, 1] -> 2016 anchors x 18
                                      (box + 7 keypoints) and 2016 scores (logits)
   hand_landmark_{full,lite}.tflite   [1, 224, 224, 3] in [0, 1] -> 63 landmark values
-                                     (x, y in input pixels, z), presence logit,
+                                     (x, y in input pixels, z), presence probability,
                                      handedness, 63 world values
 
 Nothing is downloaded at run time.  The pipeline follows MediaPipe's hand tracking
@@ -22,7 +22,8 @@ landmark order is the FreiHAND/OpenPose order.
 
 "Confidence" of a keypoint: MediaPipe predicts no per-joint confidence, so every
 keypoint of a hand gets the hand-presence probability of the landmark model times the
-palm detection score (both sigmoids in [0, 1]); 0 where no palm is found.
+palm detection score (both in [0, 1]); 0 where no palm is found or the hand
+presence is below `min_presence` (MediaPipe's default 0.5).
 """
 
 import os
@@ -155,7 +156,8 @@ class MediaPipeHandDetector:
   """Palm detection + hand landmarks on LiteRT (ai-edge-litert)."""
 
   def __init__(self, directory: Optional[str] = None, variant: str = "full",
-               num_threads: int = 2, min_palm_score: float = 0.5):
+               num_threads: int = 2, min_palm_score: float = 0.5,
+               min_presence: float = 0.5):
     from ai_edge_litert.interpreter import Interpreter
     directory = directory or models_dir()
     palm = os.path.join(directory, f"palm_detection_{variant}.tflite")
@@ -169,6 +171,7 @@ class MediaPipeHandDetector:
       interpreter.allocate_tensors()
     self._anchors = ssd_anchors()
     self._min_palm_score = min_palm_score
+    self._min_presence = min_presence
 
   def _run(self, interpreter, tensor):
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor[None])
@@ -201,9 +204,12 @@ class MediaPipeHandDetector:
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_CONSTANT)
     landmarks, presence, _, _ = self._run(self._landmark, crop.astype(np.float32) / 255.0)
+    presence = float(presence.reshape(-1)[0])  # the model outputs a probability already
+    if presence < self._min_presence:  # the landmark model sees no hand in the region
+      return np.zeros((21, 2), np.float32), np.zeros(21, np.float32)
     points = landmarks.reshape(21, 3)[:, :2]
     keypoints = points @ to_image[:, :2].T + to_image[:, 2]
-    confidence = np.full(21, score * float(_sigmoid(presence.reshape(-1)[0])), np.float32)
+    confidence = np.full(21, score * presence, np.float32)
     return keypoints.astype(np.float32), confidence
 
 

@@ -1,0 +1,157 @@
+"""Synthetic hand images with ground truth, written in the FreiHAND layout.
+
+Command line: `python -m hand_tf.data.synthesize` (see that module).
+
+Each sample: the hand model in a random plausible pose (inside the skeleton prior's
+joint limits), random shape, global orientation and distance, skin-like per-vertex
+texture and random light, rendered over a procedural (or photo) background, optionally
+with an occluder.  Written as `DIR/<split>/rgb/%08d.jpg`, `DIR/<split>/mask/%08d.jpg`,
+`DIR/<split>_{K,xyz,verts,mano,scale}.json` exactly as FreiHAND stores them, plus
+`DIR/<split>_detections.json` from the simulated detector and
+`DIR/<split>_visibility.json`.  So `freihand.read_freihand` reads both.
+
+`mano` rows are FreiHAND's 61 values: 48 axis-angle pose values (global rotation about
+the wrist, then the absolute articulation, i.e. MANO's mean already included), 10 betas,
+the wrist's image position (u, v) and the scale bone's length in meters.
+
+Deterministic: sample i draws only from `default_rng([seed, i])`, so the output does not
+depend on the batch size.
+"""
+
+import os
+import time
+
+import cv2
+import numpy as np
+from scipy.spatial.transform import Rotation
+from tqdm import tqdm
+
+from hand_tf.data import detections as detections_lib
+from hand_tf.data import scenes
+from hand_tf.data.records import project_numpy, write_json
+from hand_tf.rendering import renderer
+from mano_tf import constants, pose_sampling
+from mano_tf.layer import ManoLayer
+
+# A joint counts as visible if no surface lies more than this in front of it (meters):
+# joints sit inside the finger, about a finger radius below the skin.
+_VISIBILITY_TOLERANCE = 0.014
+
+
+def _sample_scene(index, seed, layer_template, image_size, photo_paths):
+  rng = np.random.default_rng([seed, index])
+  articulation = pose_sampling.sample_articulations(rng, 1)[0].reshape(45)
+  rotation = Rotation.random(random_state=rng.integers(2 ** 31)).as_rotvec()
+  betas = np.clip(rng.normal(0.0, 0.8, 10), -2.5, 2.5)
+  focal = rng.uniform(2.2, 2.9) * image_size
+  principal = image_size / 2 + rng.normal(0, 0.01 * image_size, 2)
+  intrinsics = np.array([[focal, 0, principal[0]], [0, focal, principal[1]], [0, 0, 1]])
+  return {
+      "rng": rng,
+      "pose": np.concatenate([rotation, articulation]).astype(np.float32),
+      "betas": betas.astype(np.float32),
+      "K": intrinsics.astype(np.float32),
+      "depth": rng.uniform(0.45, 0.75),
+      "offset": rng.normal(0, 0.04 * image_size, 2),
+      "texture": scenes.skin_texture(rng, layer_template),
+      "lighting": scenes.lighting(rng),
+      "background": (scenes.photo_background(rng, photo_paths, image_size) if photo_paths
+                     else scenes.procedural_background(rng, image_size)),
+  }
+
+
+def _place_in_front_of_camera(vertices, joints, intrinsics, depth, offset, image_size):
+  """Translates a hand so its centre projects near the image centre and it fits."""
+  center = vertices.mean(axis=0)
+  f = intrinsics[0, 0]
+  extent = np.ptp(vertices[:, :2], axis=0).max()
+  depth = max(depth, 1.15 * f * extent / image_size)  # keep the whole hand in the crop
+  target_uv = intrinsics[:2, 2] + offset
+  target = np.array([(target_uv[0] - intrinsics[0, 2]) * depth / f,
+                     (target_uv[1] - intrinsics[1, 2]) * depth / f, depth])
+  shift = target - center
+  return vertices + shift, joints + shift
+
+
+def synthesize(out_dir, num, image_size=224, seed=0, split="training", mano_model_path=None,
+               backgrounds_dir=None, occluders=False, noise_level=1.0, batch_size=16,
+               progress=True, backend="auto"):
+  """Generates `num` samples into `out_dir` (see the module docstring).
+
+  Returns:
+    A summary dict (count, seconds, images/s, detector statistics).
+  """
+  start_time = time.time()
+  layer = ManoLayer(model_path=mano_model_path, use_pca=False, flat_hand_mean=True)
+  template = layer._template.numpy()
+  photo_paths = scenes.list_images(backgrounds_dir)
+  for sub in ("rgb", "mask"):
+    os.makedirs(os.path.join(out_dir, split, sub), exist_ok=True)
+  columns = {k: [] for k in ("K", "xyz", "verts", "mano", "scale", "kp", "visible")}
+  names = []
+  bar = tqdm(total=num, desc=f"synthesize {split}", unit="img", disable=not progress)
+  for first in range(0, num, batch_size):
+    indices = range(first, min(first + batch_size, num))
+    samples = [_sample_scene(i, seed, template, image_size, photo_paths) for i in indices]
+    vertices, joints = layer(np.stack([s["pose"] for s in samples]),
+                             np.stack([s["betas"] for s in samples]))
+    placed = [_place_in_front_of_camera(v, j, s["K"], s["depth"], s["offset"], image_size)
+              for v, j, s in zip(vertices.numpy(), joints.numpy(), samples)]
+    verts = np.stack([p[0] for p in placed]).astype(np.float32)
+    xyz = np.stack([p[1] for p in placed]).astype(np.float32)
+    intrinsics = np.stack([s["K"] for s in samples])
+    out = renderer.render(verts, layer.faces, np.stack([s["texture"] for s in samples]),
+                          intrinsics, np.stack([s["lighting"] for s in samples]),
+                          (image_size, image_size), backend=backend)
+    rgb, silhouette = out["rgb"].numpy(), out["silhouette"].numpy()
+    mask, depth = out["mask"].numpy()[..., 0] > 0, out["depth"].numpy()[..., 0]
+    keypoints = project_numpy(xyz, intrinsics)
+    for b, (i, s) in enumerate(zip(indices, samples)):
+      image = rgb[b] + (1.0 - silhouette[b]) * s["background"]
+      hand_mask = mask[b].copy()
+      kp = keypoints[b]
+      pixel = np.clip(np.floor(kp).astype(int), 0, image_size - 1)
+      surface = depth[b][pixel[:, 1], pixel[:, 0]]
+      in_image = np.all((kp >= 0) & (kp < image_size), axis=1)
+      visible = in_image & ((surface == 0) | (xyz[b, :, 2] - surface < _VISIBILITY_TOLERANCE))
+      if occluders and s["rng"].uniform() < 0.4:
+        color, covered = scenes.occluder(s["rng"], image_size, kp.mean(axis=0))
+        image = np.where(covered[..., None], color, image)
+        hand_mask &= ~covered
+        visible &= ~covered[pixel[:, 1], pixel[:, 0]]
+      name = "%08d.jpg" % i
+      bgr = cv2.cvtColor(np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+      cv2.imwrite(os.path.join(out_dir, split, "rgb", name), bgr,
+                  [cv2.IMWRITE_JPEG_QUALITY, 95])
+      cv2.imwrite(os.path.join(out_dir, split, "mask", name), hand_mask.astype(np.uint8) * 255)
+      scale_bone = float(np.linalg.norm(xyz[b, constants.SCALE_BONE[0]]
+                                        - xyz[b, constants.SCALE_BONE[1]]))
+      columns["K"].append(s["K"])
+      columns["xyz"].append(xyz[b])
+      columns["verts"].append(verts[b])
+      columns["mano"].append(np.concatenate([s["pose"], s["betas"], kp[0], [scale_bone]])[None])
+      columns["scale"].append(scale_bone)
+      columns["kp"].append(kp)
+      columns["visible"].append(visible)
+      names.append(name)
+    bar.update(len(indices))
+  bar.close()
+
+  keypoints = np.stack(columns["kp"])
+  visible = np.stack(columns["visible"])
+  detected, confidence = detections_lib.simulate_detections(
+      np.random.default_rng([seed, num, 7]), keypoints, visible, image_size, noise_level)
+  for key in ("K", "xyz", "verts", "mano"):
+    write_json(os.path.join(out_dir, f"{split}_{key}.json"),
+               np.round(np.stack(columns[key]).astype(np.float64), 6).tolist())
+  write_json(os.path.join(out_dir, f"{split}_scale.json"), columns["scale"])
+  write_json(os.path.join(out_dir, f"{split}_visibility.json"), visible.astype(int).tolist())
+  detections_lib.write_detections(os.path.join(out_dir, f"{split}_detections.json"),
+                                  detected, confidence, names)
+  seconds = time.time() - start_time
+  stats = detections_lib.detection_statistics(detected, keypoints)
+  summary = {"split": split, "num": num, "image_size": image_size, "seed": seed,
+             "seconds": round(seconds, 2), "images_per_second": round(num / seconds, 2),
+             "visible_fraction": float(visible.mean()), "detector": stats}
+  write_json(os.path.join(out_dir, f"{split}_synthesis.json"), summary)
+  return summary
