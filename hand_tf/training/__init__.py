@@ -1,0 +1,1 @@
+"""Training: objectives per stage and the distributed training loop."""

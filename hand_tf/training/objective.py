@@ -1,0 +1,115 @@
+"""Which loss terms a training stage uses, and their weighted sum.
+
+Stages (the paper's schedule): '2d' trains the 2D branch alone; '3d' the 3D network
+(encoder, heads) with the joint, bone, prior and appearance terms; 'finetune' both with
+the 2D-3D consistency term added; 'all' is end-to-end training with every term.
+Modes: 'ssl' (detections with confidences), 'wsl' (ground-truth 2D with equal
+confidences — the data reader provides those), 'fsl' (adds the 3D joint losses).
+"""
+
+import dataclasses
+from typing import Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from hand_tf import losses
+from hand_tf.rendering import renderer
+
+STAGES = ("2d", "3d", "finetune", "all")
+MODES = ("ssl", "wsl", "fsl")
+_3D_TERMS = ("joint_location", "bone_direction", "scale", "shape", "skeleton", "laplacian",
+             "photometric", "mean_color", "texture_regularization", "ssim")
+_APPEARANCE = ("photometric", "mean_color", "texture_regularization", "ssim")
+
+
+def terms_for(stage: str, mode: str = "ssl", appearance: bool = True):
+  """The loss terms of a stage (tuple of `LossWeights` field names)."""
+  if stage not in STAGES:
+    raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+  if mode not in MODES:
+    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+  if stage == "2d":
+    return ("keypoint_branch",)
+  terms = [t for t in _3D_TERMS if appearance or t not in _APPEARANCE]
+  if stage in ("finetune", "all"):
+    terms += ["keypoint_branch", "consistency"]
+  if mode == "fsl":
+    terms += ["joint_3d", "joint_3d_root_relative"]
+  return tuple(terms)
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+  """Computes the weighted loss of one batch.
+
+  Attributes:
+    faces: [F, 3] mesh faces (for rendering and the Laplacian).
+    stage, mode: see the module docstring.
+    weights: per-term weights.
+    appearance: include the rendering-based terms.
+    render_backend: rasterizer backend for the photometric terms.
+    disabled: term names to leave out (e.g. from a flag).
+  """
+  faces: np.ndarray
+  stage: str = "all"
+  mode: str = "ssl"
+  weights: losses.LossWeights = losses.LossWeights()
+  appearance: bool = True
+  render_backend: str = "auto"
+  disabled: tuple = ()
+
+  @property
+  def terms(self):
+    return tuple(t for t in terms_for(self.stage, self.mode, self.appearance)
+                 if t not in self.disabled)
+
+  def __call__(self, outputs: Dict[str, tf.Tensor], batch: Dict[str, tf.Tensor],
+               laplacian: Optional[tf.SparseTensor] = None) -> Dict[str, tf.Tensor]:
+    """Returns {term: unweighted value, ..., 'total': weighted sum}."""
+    detected, confidence = batch["keypoints"], batch["confidence"]
+    stacks = [outputs[k] for k in sorted(outputs) if k.startswith("keypoints2d_stack")]
+    terms = self.terms
+    values = {}
+    if any(t in terms for t in _APPEARANCE):
+      image = batch["image"]
+      size = image.shape[1:3]
+      rendered = renderer.render(outputs["vertices"], self.faces, tf.tanh(outputs["texture"]),
+                                 batch["intrinsics"], outputs["lighting"], size,
+                                 backend=self.render_backend)
+      weight = losses.photometric_weight(confidence)
+      mask = rendered["mask"]
+    for term in terms:
+      if term == "joint_location":
+        value = losses.joint_location_loss(outputs["joints2d"], detected, confidence)
+      elif term == "bone_direction":
+        value = losses.bone_direction_loss(outputs["joints2d"], detected, confidence)
+      elif term == "keypoint_branch":
+        value = losses.keypoint_branch_loss(stacks, detected, confidence)
+      elif term == "consistency":
+        value = losses.consistency_loss(stacks[-1], outputs["joints2d"])
+      elif term == "scale":
+        value = losses.scale_loss(outputs["joints3d"])
+      elif term == "shape":
+        value = losses.shape_loss(outputs["shape"])
+      elif term == "skeleton":
+        value = losses.skeleton_loss(outputs["pose"])
+      elif term == "laplacian":
+        value = losses.laplacian_loss(outputs["vertices"], laplacian)
+      elif term == "photometric":
+        value = losses.photometric_loss(rendered["rgb"], image, mask, weight)
+      elif term == "mean_color":
+        value = losses.mean_color_loss(rendered["rgb"], image, mask, weight)
+      elif term == "texture_regularization":
+        value = losses.texture_regularization(outputs["texture"], weight)
+      elif term == "ssim":
+        value = losses.ssim_loss(rendered["rgb"], image, mask)
+      elif term == "joint_3d":
+        value = losses.joint_3d_losses(outputs["joints3d"], batch["joints3d"])[0]
+      elif term == "joint_3d_root_relative":
+        value = losses.joint_3d_losses(outputs["joints3d"], batch["joints3d"])[1]
+      else:  # pragma: no cover - terms_for only yields the names above
+        raise ValueError(term)
+      values[term] = value
+    values["total"] = tf.add_n([getattr(self.weights, t) * values[t] for t in terms])
+    return values

@@ -1,0 +1,157 @@
+"""Custom training loop over a `tf.distribute` strategy, with exact resume and a NaN guard.
+
+One `Trainer` trains one stage.  Its checkpoint holds the training model (which shares
+its weights with the inference model), the optimizer, the global step, the count of
+skipped steps and the stage name, written by `tf.train.CheckpointManager` (which writes
+a new checkpoint before pointing to it, so a crash never corrupts the latest one).
+"""
+
+import dataclasses
+import os
+from typing import Dict, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from hand_tf import losses
+from hand_tf.model.s2hand import ModelConfig, build_models
+from hand_tf.training.objective import Objective
+
+
+@keras.saving.register_keras_serializable(package="hand_tf")
+class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
+  """lr = initial * factor ** floor(epoch / every), with epoch = step // steps_per_epoch.
+
+  The paper: halve every 30 epochs for the separate stages; divide by 3 every 20 epochs
+  when finetuning.
+  """
+
+  def __init__(self, initial: float, steps_per_epoch: int, every: int, factor: float):
+    self.initial, self.steps_per_epoch = initial, max(1, int(steps_per_epoch))
+    self.every, self.factor = max(1, int(every)), factor
+
+  def __call__(self, step):
+    epoch = tf.cast(step, tf.int64) // self.steps_per_epoch
+    exponent = tf.cast(epoch // self.every, tf.float32)
+    return self.initial * tf.pow(self.factor, exponent)
+
+  def get_config(self):
+    return {"initial": self.initial, "steps_per_epoch": self.steps_per_epoch,
+            "every": self.every, "factor": self.factor}
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+  out_dir: str
+  model: ModelConfig = ModelConfig()
+  stage: str = "all"
+  mode: str = "ssl"
+  weights: losses.LossWeights = losses.LossWeights()
+  appearance: bool = True
+  disabled_terms: tuple = ()
+  learning_rate: float = 1e-3
+  steps_per_epoch: int = 100
+  decay_every_epochs: int = 30
+  decay_factor: float = 0.5
+  keep_checkpoints: int = 3
+  render_backend: str = "auto"
+
+
+class Trainer:
+  """Builds models and optimizer under `strategy` and runs distributed train steps."""
+
+  def __init__(self, config: TrainerConfig,
+               strategy: Optional[tf.distribute.Strategy] = None):
+    self.config = config
+    self.strategy = strategy or tf.distribute.get_strategy()
+    with self.strategy.scope():
+      self.inference_model, self.training_model = build_models(config.model)
+      schedule = StepDecay(config.learning_rate, config.steps_per_epoch,
+                           config.decay_every_epochs, config.decay_factor)
+      self.optimizer = keras.optimizers.Adam(schedule)
+      self.optimizer.build(self.training_model.trainable_variables)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+      self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
+    faces = self.training_model.get_layer("place_hand").mano.faces
+    self.objective = Objective(faces, config.stage, config.mode, config.weights,
+                               config.appearance, config.render_backend,
+                               tuple(config.disabled_terms))
+    self.laplacian = losses.uniform_laplacian(faces, 778)
+    self.checkpoint = tf.train.Checkpoint(model=self.training_model, optimizer=self.optimizer,
+                                          step=self.step, skipped=self.skipped,
+                                          stage=tf.Variable(config.stage, trainable=False))
+    os.makedirs(config.out_dir, exist_ok=True)
+    self.manager = tf.train.CheckpointManager(self.checkpoint, config.out_dir,
+                                              max_to_keep=config.keep_checkpoints)
+    self._train_step = tf.function(self._distributed_step)
+
+  def restore(self) -> Optional[str]:
+    """Restores the latest checkpoint in `out_dir` (if any); returns its path."""
+    path = self.manager.latest_checkpoint
+    if path:
+      self.checkpoint.restore(path).assert_existing_objects_matched()
+    return path
+
+  def save(self) -> str:
+    return self.manager.save(checkpoint_number=self.step)
+
+  def _replica_step(self, batch):
+    replicas = self.strategy.num_replicas_in_sync
+    variables = self.training_model.trainable_variables
+    # Batch-norm statistics change in the forward pass itself; keep a copy so that a
+    # skipped step leaves them untouched too.
+    state = self.training_model.non_trainable_variables
+    backup = [tf.identity(v) for v in state]
+    with tf.GradientTape() as tape:
+      outputs = self.training_model([batch["image"], batch["intrinsics"]], training=True)
+      values = self.objective(outputs, batch, self.laplacian)
+      scaled = values["total"] / replicas
+    grads = tape.gradient(scaled, variables)
+    bad = tf.cast(tf.logical_not(tf.math.is_finite(scaled)), tf.int32)
+    for g in grads:
+      if g is not None:
+        bad += tf.cast(tf.logical_not(tf.reduce_all(tf.math.is_finite(g))), tf.int32)
+    # Every replica must take the same decision, or their weights would diverge.
+    bad = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, bad)
+    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+
+    def apply():
+      self.optimizer.apply_gradients(pairs)
+      return tf.constant(True)
+
+    def skip():
+      for v, saved in zip(state, backup):
+        v.assign(saved)
+      return tf.constant(False)
+
+    applied = tf.cond(bad == 0, apply, skip)
+    return values, applied
+
+  def _distributed_step(self, batch):
+    values, applied = self.strategy.run(self._replica_step, args=(batch,))
+    mean = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+            for k, v in values.items()}
+    applied = self.strategy.experimental_local_results(applied)[0]
+    self.step.assign_add(1)
+    self.skipped.assign_add(tf.cast(tf.logical_not(applied), tf.int64))
+    return mean, applied
+
+  def train_step(self, batch) -> Dict[str, float]:
+    """One step on a (distributed) batch; returns the mean loss terms and 'applied'."""
+    values, applied = self._train_step(batch)
+    out = {k: float(v) for k, v in values.items()}
+    out["applied"] = bool(applied)
+    if not out["applied"]:
+      print(f"warning: step {int(self.step.numpy())} skipped: non-finite loss or gradient",
+            flush=True)
+    return out
+
+  def evaluate_loss(self, batch) -> float:
+    """The objective's total on a batch in inference mode (no update)."""
+    outputs = self.training_model([batch["image"], batch["intrinsics"]], training=False)
+    return float(self.objective(outputs, batch, self.laplacian)["total"])
+
+
+def weights_checksum(model: keras.Model) -> float:
+  return float(sum(np.abs(v.numpy()).sum() for v in model.weights))
