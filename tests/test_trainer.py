@@ -75,3 +75,43 @@ def test_training_reduces_the_loss_skips_nan_and_resumes(tmp_path, batch):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
   # Same predictions (inference mode; training mode draws EfficientNet's drop-connect).
   assert resumed.evaluate_loss(batch) == pytest.approx(trainer.evaluate_loss(batch), rel=1e-5)
+
+
+def _train_cli(*args):
+  import subprocess
+  import sys
+  return subprocess.run([sys.executable, "-m", "hand_tf.train", *args], capture_output=True,
+                        text=True)
+
+
+def test_train_cli_errors_name_the_problem(tmp_path, synthetic_dataset):
+  root, _ = synthetic_dataset
+  result = _train_cli("--data_dir", str(tmp_path / "nowhere"), "--out_dir", str(tmp_path))
+  assert result.returncode != 0 and "FreiHAND folder not found" in result.stderr
+  empty = tmp_path / "empty.json"
+  empty.write_text('{"format": "hand_tf.detections.v1", "images": [], "keypoints": []}')
+  result = _train_cli("--data_dir", str(root), "--detections", str(empty),
+                      "--out_dir", str(tmp_path))
+  assert result.returncode != 0 and "the detections file is empty" in result.stderr
+  broken = tmp_path / "broken"
+  import shutil
+  shutil.copytree(root, broken)
+  (broken / "training_xyz.json").write_text("[" + ",".join(["[[0,0,1]" + ",[0,0,1]" * 20 + "]"]
+                                                          * 3) + "]")
+  result = _train_cli("--data_dir", str(broken), "--out_dir", str(tmp_path))
+  assert result.returncode != 0 and "field 'xyz' has shape (3, 21, 3)" in result.stderr
+
+
+def test_train_cli_runs_an_epoch_and_writes_checkpoints(tmp_path, synthetic_dataset):
+  root, _ = synthetic_dataset
+  out = tmp_path / "run"
+  result = _train_cli("--data_dir", str(root), "--detections",
+                      str(root / "training_detections.json"), "--image_size", "64",
+                      "--batch_size", "4", "--epochs", "1", "--no_appearance",
+                      "--hourglass_features", "16", "--hourglass_stacks", "1",
+                      "--out_dir", str(out))
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "starting: stage all, 8 images, 2 steps/epoch" in result.stdout
+  assert "epoch 1: loss" in result.stdout
+  assert (out / "checkpoint").exists() and any(out.glob("ckpt-2.index"))
+  assert any((out / "train").iterdir())  # TensorBoard events
