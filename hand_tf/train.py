@@ -1,20 +1,20 @@
-"""Trains S2HAND (one stage per run; resumes from --out_dir's latest checkpoint).
+"""Trains S2HAND with the paper's stage-wise schedule; resumes from --out_dir.
 
   python -m hand_tf.train --data_kind freihand --data_dir DIR [--detections F] \
-      --stage all --epochs 180 --batch_size 32 --learning_rate 1e-3 --out_dir runs/x
+      --stage all --batch_size 32 --learning_rate 1e-3 --out_dir runs/x
 
-Stages and their paper schedules: '2d' and '3d' (90 epochs each, lr halved every 30),
-'finetune' (60 epochs, lr divided by 3 every 20, --init_from the two stage checkpoints'
-folder), 'all' (end-to-end).  Writes checkpoints (atomically, keep --keep) and
-TensorBoard scalars per loss term to --out_dir.
+Stages: '2d' (the 2D branch), '3d' (the 3D network), each 90 epochs with the learning
+rate halved every 30; 'finetune' (both, plus the 2D-3D consistency loss; 60 epochs, lr
+divided by 3 every 20; starts from --init_from); 'all' runs the three in order, each in
+its own folder under --out_dir, each starting from the previous one's weights.
+--epochs scales the schedule for small runs.  Checkpoints are written atomically (keep
+--keep) at every epoch end (and every --save_every_steps); a killed run started again
+with the same flags continues from the step, optimizer state and data position it had.
+TensorBoard: loss scalars per term and image summaries (input, render, overlay).
+Multi-worker: set TF_CONFIG on each worker and pass --strategy multi_worker.
 """
-
-import os
-import time
-
 import tensorflow as tf
 from absl import app, flags
-from tqdm import tqdm
 
 from hand_tf import losses
 from hand_tf.data import pipeline
@@ -23,6 +23,7 @@ from hand_tf.data.freihand import read_freihand
 from hand_tf.data.ho3d import read_ho3d
 from hand_tf.data.records import DataError
 from hand_tf.model.s2hand import ModelConfig
+from hand_tf.training import loop
 from hand_tf.training.objective import MODES, STAGES
 from hand_tf.training.trainer import Trainer, TrainerConfig
 
@@ -31,13 +32,22 @@ DATA_KIND = flags.DEFINE_enum("data_kind", "freihand", ["freihand", "ho3d", "fol
 DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset folder (images folder for 'folder').")
 DETECTIONS = flags.DEFINE_string("detections", None,
                                  "2D detections (file or OpenPose folder); none = GT 2D (WSL).")
-STAGE = flags.DEFINE_enum("stage", "all", list(STAGES), "Training stage.")
+STAGE = flags.DEFINE_enum("stage", "all", list(STAGES) + ["all"], "Training stage.")
 MODE = flags.DEFINE_enum("mode", "ssl", list(MODES), "ssl | wsl | fsl.")
-EPOCHS = flags.DEFINE_integer("epochs", 180, "Epochs of this stage.")
+EPOCHS = flags.DEFINE_integer("epochs", None,
+                              "Epochs of the stage (default: the paper's); with --stage all "
+                              "the total, shared 90:90:60.")
 BATCH = flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 LR = flags.DEFINE_float("learning_rate", 1e-3, "Initial learning rate (Adam).")
-DECAY_EVERY = flags.DEFINE_integer("decay_every", 30, "Epochs between learning-rate drops.")
-DECAY_FACTOR = flags.DEFINE_float("decay_factor", 0.5, "Learning-rate drop factor.")
+DECAY_EVERY = flags.DEFINE_integer("decay_every", None,
+                                   "Epochs between learning-rate drops (default: the paper's).")
+DECAY_FACTOR = flags.DEFINE_float("decay_factor", None, "Learning-rate drop factor.")
+INIT_FROM = flags.DEFINE_string("init_from", None,
+                                "Checkpoint whose network weights start a single stage.")
+SAVE_EVERY = flags.DEFINE_integer("save_every_steps", 0,
+                                  "Also checkpoint every N steps (0: epoch ends only).")
+IMAGE_EVERY = flags.DEFINE_integer("image_every_epochs", 1,
+                                   "Image summaries every N epochs (0: none).")
 IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "Model input size.")
 BACKBONE = flags.DEFINE_enum("backbone", "b0", ["b0", "b3"], "EfficientNet variant.")
 WEIGHTS = flags.DEFINE_string("encoder_weights", None, "None, 'imagenet' or a weights file.")
@@ -51,6 +61,8 @@ SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 OUT_DIR = flags.DEFINE_string("out_dir", "runs/s2hand", "Checkpoints and summaries.")
 KEEP = flags.DEFINE_integer("keep", 3, "Checkpoints to keep.")
 AUGMENT = flags.DEFINE_bool("augment", False, "Colour and similarity augmentation.")
+SYNC_BN = flags.DEFINE_bool("sync_batch_norm", False,
+                            "Batch-norm statistics over the global batch (all replicas).")
 HG_FEATURES = flags.DEFINE_integer("hourglass_features", 256, "2D branch width.")
 HG_STACKS = flags.DEFINE_integer("hourglass_stacks", 2, "2D branch hourglass stacks.")
 for _name in losses.LossWeights.__dataclass_fields__:
@@ -92,44 +104,36 @@ def main(argv):
   weights = losses.LossWeights(**{name: getattr(flags.FLAGS, f"w_{name}")
                                   for name in losses.LossWeights.__dataclass_fields__
                                   if getattr(flags.FLAGS, f"w_{name}") is not None})
-  steps_per_epoch = len(records) // BATCH.value
   strategy = _strategy()
-  config = TrainerConfig(
-      out_dir=OUT_DIR.value,
-      model=ModelConfig(backbone=BACKBONE.value, encoder_weights=WEIGHTS.value,
-                        image_size=IMAGE_SIZE.value, mano_model_path=MANO.value,
-                        hourglass_features=HG_FEATURES.value,
-                        hourglass_stacks=HG_STACKS.value),
-      stage=STAGE.value, mode=MODE.value, weights=weights,
-      appearance=not NO_APPEARANCE.value, disabled_terms=tuple(DISABLE.value),
-      learning_rate=LR.value, steps_per_epoch=steps_per_epoch,
-      decay_every_epochs=DECAY_EVERY.value, decay_factor=DECAY_FACTOR.value,
-      keep_checkpoints=KEEP.value)
-  trainer = Trainer(config, strategy)
-  restored = trainer.restore()
-  start_epoch = int(trainer.step.numpy()) // steps_per_epoch
-  print(f"{'resumed from ' + restored if restored else 'starting'}: stage {STAGE.value}, "
-        f"{len(records)} images, {steps_per_epoch} steps/epoch, epochs {start_epoch}.."
-        f"{EPOCHS.value}, {strategy.num_replicas_in_sync} replica(s)", flush=True)
+  model_config = ModelConfig(backbone=BACKBONE.value, encoder_weights=WEIGHTS.value,
+                             image_size=IMAGE_SIZE.value, mano_model_path=MANO.value,
+                             hourglass_features=HG_FEATURES.value,
+                             hourglass_stacks=HG_STACKS.value,
+                             sync_batch_norm=SYNC_BN.value)
   augment = pipeline.AugmentConfig() if AUGMENT.value else None
-  writer = tf.summary.create_file_writer(os.path.join(OUT_DIR.value, "train"))
-  for epoch in range(start_epoch, EPOCHS.value):
-    # Seeding the shuffle with the epoch makes a resumed run see the same order.
-    dataset = pipeline.distributed_dataset(strategy, records, BATCH.value, shuffle=True,
-                                           seed=SEED.value * 1000 + epoch,
-                                           augment_config=augment)
-    bar = tqdm(dataset, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{EPOCHS.value}")
-    start = time.time()
-    for batch in bar:
-      values = trainer.train_step(batch)
-      bar.set_postfix(loss=f"{values['total']:.4f}",
-                      img_s=f"{BATCH.value * (bar.n + 1) / (time.time() - start):.1f}")
-      with writer.as_default(step=int(trainer.step.numpy())):
-        for name, value in values.items():
-          if name != "applied":
-            tf.summary.scalar(f"loss/{name}", value)
-    path = trainer.save()
-    print(f"epoch {epoch + 1}: loss {values['total']:.4f}; saved {path}", flush=True)
+  previous = INIT_FROM.value
+  for plan in loop.plan_stages(STAGE.value, OUT_DIR.value, EPOCHS.value, DECAY_EVERY.value,
+                               DECAY_FACTOR.value):
+    config = TrainerConfig(
+        out_dir=loop.worker_dir(strategy, plan.out_dir), model=model_config,
+        stage=plan.stage, mode=MODE.value, weights=weights,
+        appearance=not NO_APPEARANCE.value, disabled_terms=tuple(DISABLE.value),
+        learning_rate=LR.value, steps_per_epoch=len(records) // BATCH.value,
+        decay_every_epochs=plan.decay_every, decay_factor=plan.decay_factor,
+        keep_checkpoints=KEEP.value)
+    trainer = Trainer(config, strategy)
+    restored = trainer.restore()
+    if not restored and previous:
+      trainer.init_from(previous)
+    print(f"stage {plan.stage}: {'resumed from ' + restored if restored else 'starting'}"
+          f"{' (weights from ' + previous + ')' if previous and not restored else ''}, "
+          f"{len(records)} images, {config.steps_per_epoch} steps/epoch, {plan.epochs} epochs, "
+          f"lr x{plan.decay_factor:.3g} every {plan.decay_every}, "
+          f"{strategy.num_replicas_in_sync} replica(s)", flush=True)
+    loop.run_stage(trainer, records, plan.epochs, BATCH.value, SEED.value, augment,
+                   SAVE_EVERY.value, IMAGE_EVERY.value)
+    previous = trainer.manager.latest_checkpoint
+  print(f"done: {previous}", flush=True)
   return 0
 
 

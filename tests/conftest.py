@@ -14,6 +14,10 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
+# Grappler's graph rewrites take longer than the few steps tests run (27 s vs 11 s for
+# the first training step on 2 cores); production runs keep them.
+tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
 from mano_tf.model_file import save_mano_model  # noqa: E402
 from mano_tf.synthetic import build_synthetic_mano  # noqa: E402
 

@@ -317,3 +317,16 @@ def test_synthesize_cli_prints_speed_and_detector_statistics(tmp_path):
                           capture_output=True, text=True, check=True)
   assert "images/s" in result.stdout and "simulated detector: mean error" in result.stdout
   assert len(json.loads((tmp_path / "training_K.json").read_text())) == 2
+
+
+def test_skipping_batches_resumes_the_same_order_and_augmentation(synthetic_dataset):
+  root, _ = synthetic_dataset
+  records = read_freihand(str(root), image_size=32, source_size=96)
+  kwargs = dict(shuffle=True, seed=7, deterministic=True,
+                augment_config=pipeline.AugmentConfig())
+  full = list(pipeline.make_dataset(records, 2, **kwargs))
+  resumed = list(pipeline.make_dataset(records, 2, skip_batches=2, **kwargs))
+  assert len(resumed) == len(full) - 2
+  for a, b in zip(full[2:], resumed):
+    np.testing.assert_array_equal(a["index"].numpy(), b["index"].numpy())
+    np.testing.assert_allclose(a["image"].numpy(), b["image"].numpy(), atol=1e-6)

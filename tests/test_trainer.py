@@ -1,4 +1,11 @@
-"""The training loop: a few steps reduce the loss, NaN steps are skipped, resume is exact."""
+"""The training loop: a few steps reduce the loss, NaN steps are skipped, resume is exact,
+MirroredStrategy and MultiWorkerMirroredStrategy agree with one device."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -7,17 +14,20 @@ import tensorflow as tf
 from hand_tf.data import pipeline
 from hand_tf.data.freihand import read_freihand
 from hand_tf.model.s2hand import ModelConfig
+from hand_tf.training import loop
 from hand_tf.training.objective import terms_for
 from hand_tf.training.trainer import StepDecay, Trainer, TrainerConfig, weights_checksum
 
+# No stochastic depth, so that training-mode outputs are deterministic.
+# Synchronised batch norm, so that replicas normalise over the global batch as one device.
 SMALL = ModelConfig(image_size=64, hourglass_features=16, hourglass_stacks=1,
-                    hourglass_modules=1)
+                    hourglass_modules=1, drop_connect_rate=0.0, sync_batch_norm=True)
 
 
-def _config(out_dir):
+def _config(out_dir, stage="finetune"):
   # Appearance terms are covered by test_losses; leaving the renderer out keeps the
   # traced training graph small enough for CI.
-  return TrainerConfig(out_dir=str(out_dir), model=SMALL, appearance=False,
+  return TrainerConfig(out_dir=str(out_dir), model=SMALL, appearance=False, stage=stage,
                        learning_rate=1e-3, steps_per_epoch=4)
 
 
@@ -29,13 +39,29 @@ def batch(synthetic_dataset):
   return next(iter(pipeline.make_dataset(records, 4, drop_remainder=True)))
 
 
+def _equal_confidences(batch):
+  # Loss terms normalise by their batch's summed confidence; equal confidences make the
+  # mean of per-replica losses equal to the global one.
+  return dict(batch, confidence=tf.ones_like(batch["confidence"]))
+
+
+@pytest.fixture(scope="module")
+def single_device_run(tmp_path_factory, batch):
+  """A default-strategy trainer after one step on the batch with equal confidences,
+  with its weights before."""
+  trainer = Trainer(_config(tmp_path_factory.mktemp("single")))
+  initial = trainer.training_model.get_weights()
+  first = trainer.train_step(_equal_confidences(batch))
+  return trainer, initial, first, trainer.training_model.get_weights()
+
+
 def test_stage_terms():
   assert terms_for("2d") == ("keypoint_branch",)
   assert "consistency" not in terms_for("3d") and "photometric" in terms_for("3d")
   assert "consistency" in terms_for("finetune")
-  assert "joint_3d" in terms_for("all", "fsl") and "joint_3d" not in terms_for("all", "ssl")
+  assert "joint_3d" in terms_for("3d", "fsl") and "joint_3d" not in terms_for("3d", "ssl")
   with pytest.raises(ValueError, match="stage must be one of"):
-    terms_for("warmup")
+    terms_for("all")
 
 
 def test_step_decay():
@@ -46,11 +72,24 @@ def test_step_decay():
   assert float(schedule(600)) == pytest.approx(2.5e-4)
 
 
-def test_training_reduces_the_loss_skips_nan_and_resumes(tmp_path, batch):
-  trainer = Trainer(_config(tmp_path))
+def test_plan_stages_scales_the_paper_schedule(tmp_path):
+  full = loop.plan_stages("all", "run")
+  assert [(p.stage, p.epochs, p.decay_every) for p in full] == [
+      ("2d", 90, 30), ("3d", 90, 30), ("finetune", 60, 20)]
+  assert full[2].decay_factor == pytest.approx(1 / 3) and full[0].out_dir == "run/2d"
+  small = loop.plan_stages("all", "run", epochs=8)
+  assert [(p.epochs, p.decay_every) for p in small] == [(3, 1), (3, 1), (2, 1)]
+  assert loop.plan_stages("3d", "run", epochs=9)[0] == loop.StagePlan("3d", 9, 3, 0.5, "run")
+  with pytest.raises(ValueError, match="stage must be one of"):
+    loop.plan_stages("warmup", "run")
+
+
+def test_training_reduces_the_loss_skips_nan_and_resumes(tmp_path, batch, single_device_run):
+  trainer, _, first, _ = single_device_run
+  trainer.manager = tf.train.CheckpointManager(trainer.checkpoint, str(tmp_path), 3)
   first = trainer.train_step(batch)
   assert first["applied"] and np.isfinite(first["total"])
-  losses = [trainer.train_step(batch)["total"] for _ in range(6)]
+  losses = [trainer.train_step(batch)["total"] for _ in range(5)]
   assert min(losses[-3:]) < first["total"]
 
   # A batch with a NaN image is skipped and leaves the weights untouched.
@@ -102,16 +141,81 @@ def test_train_cli_errors_name_the_problem(tmp_path, synthetic_dataset):
   assert result.returncode != 0 and "field 'xyz' has shape (3, 21, 3)" in result.stderr
 
 
-def test_train_cli_runs_an_epoch_and_writes_checkpoints(tmp_path, synthetic_dataset):
+def test_stage_checkpoints_refuse_another_stage_and_seed_the_next(tmp_path, single_device_run):
+  trainer, *_ = single_device_run
+  trainer.manager = tf.train.CheckpointManager(trainer.checkpoint, str(tmp_path / "ft"), 3)
+  path = trainer.save()
+  other = Trainer(_config(tmp_path / "ft", stage="3d"))
+  with pytest.raises(ValueError, match="is a checkpoint of stage 'finetune', not '3d'"):
+    other.restore()
+  fresh = Trainer(_config(tmp_path / "next", stage="3d"))
+  fresh.init_from(path)
+  for a, b in zip(trainer.training_model.weights, fresh.training_model.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  assert int(fresh.step.numpy()) == 0 and int(fresh.optimizer.iterations.numpy()) == 0
+  assert json.loads((tmp_path / "next" / "model_config.json").read_text())["image_size"] == 64
+
+
+def test_mirrored_strategy_matches_one_device(tmp_path, batch, single_device_run):
+  """Two replicas with [a, b] and [c, d] == one device with [a, b, c, d]."""
+  _, initial, single_first, single_after = single_device_run
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  assert strategy.num_replicas_in_sync == 2
+  trainer = Trainer(_config(tmp_path), strategy)
+  trainer.training_model.set_weights(initial)
+  equal = _equal_confidences(batch)
+  distributed = strategy.experimental_distribute_values_from_function(
+      lambda ctx: {k: v[2 * ctx.replica_id_in_sync_group:][:2] for k, v in equal.items()})
+  first = trainer.train_step(distributed)
+  assert first["applied"]
+  assert first["total"] == pytest.approx(single_first["total"], rel=1e-4)
+  # Adam's first step is lr * g / (|g| + eps): where a gradient is ~0, float noise may
+  # flip its sign, so compare the whole update rather than each element.
+  ours = np.concatenate([(a - b).ravel() for a, b in
+                         zip(trainer.training_model.get_weights(), initial)])
+  reference = np.concatenate([(a - b).ravel() for a, b in zip(single_after, initial)])
+  assert np.count_nonzero(reference) > 1_000_000
+  assert np.linalg.norm(ours - reference) < 0.02 * np.linalg.norm(reference)
+  assert np.mean(np.isclose(ours, reference, rtol=1e-3, atol=1e-6)) > 0.98
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_multi_worker_training_ends_with_identical_weights(tmp_path, synthetic_dataset):
+  """Two worker processes on loopback train 2 steps through the CLI; same weights.
+
+  Weights and optimizer state must be identical; batch-norm moving statistics are each
+  worker's own (as each GPU's under MirroredStrategy) and are left out."""
   root, _ = synthetic_dataset
   out = tmp_path / "run"
-  result = _train_cli("--data_dir", str(root), "--detections",
-                      str(root / "training_detections.json"), "--image_size", "64",
-                      "--batch_size", "4", "--epochs", "1", "--no_appearance",
-                      "--hourglass_features", "16", "--hourglass_stacks", "1",
-                      "--out_dir", str(out))
-  assert result.returncode == 0, result.stderr[-2000:]
-  assert "starting: stage all, 8 images, 2 steps/epoch" in result.stdout
-  assert "epoch 1: loss" in result.stdout
-  assert (out / "checkpoint").exists() and any(out.glob("ckpt-2.index"))
-  assert any((out / "train").iterdir())  # TensorBoard events
+  workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
+  procs = []
+  for index in range(2):
+    env = dict(os.environ, TF_CONFIG=json.dumps(
+        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+    procs.append(subprocess.Popen(
+        [sys.executable, "-m", "hand_tf.train", "--data_dir", str(root), "--detections",
+         str(root / "training_detections.json"), "--stage", "3d", "--image_size", "64",
+         "--batch_size", "4", "--epochs", "1", "--no_appearance", "--strategy",
+         "multi_worker", "--hourglass_features", "16",
+         "--hourglass_stacks", "1",
+         "--out_dir", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True))
+  results = [p.communicate(timeout=600) for p in procs]
+  for p, (_, stderr) in zip(procs, results):
+    assert p.returncode == 0, stderr[-3000:]
+  chief_out = results[0][0]
+  assert "stage 3d: starting, 8 images, 2 steps/epoch, 1 epochs" in chief_out
+  assert "2 replica(s)" in chief_out and "3d epoch 1/1: loss" in chief_out
+  assert any((out / "train").iterdir())  # TensorBoard events, chief only
+  chief = tf.train.load_checkpoint(str(out / "ckpt-2"))
+  worker = tf.train.load_checkpoint(str(out / "workers" / "worker_1" / "ckpt-2"))
+  names = [n for n in chief.get_variable_to_shape_map()
+           if n.startswith(("model/", "optimizer/")) and "moving_" not in n]
+  assert len(names) > 300
+  for name in names:
+    np.testing.assert_array_equal(chief.get_tensor(name), worker.get_tensor(name), name)

@@ -113,7 +113,8 @@ def make_dataset(records: HandRecords, batch_size: int, shuffle: bool = False, s
                  deterministic: bool = False, augment_config: Optional[AugmentConfig] = None,
                  repeat: bool = False, drop_remainder: bool = False,
                  include_masks: bool = False,
-                 shard: Optional[Tuple[int, int]] = None) -> tf.data.Dataset:
+                 shard: Optional[Tuple[int, int]] = None,
+                 skip_batches: int = 0) -> tf.data.Dataset:
   """Builds the batched, prefetched dataset.
 
   Args:
@@ -127,6 +128,8 @@ def make_dataset(records: HandRecords, batch_size: int, shuffle: bool = False, s
     drop_remainder: drop the last incomplete batch (needed for static batch shapes).
     include_masks: also load `records.mask_paths` as `mask`.
     shard: (num_shards, index) to read a disjoint part, e.g. one input pipeline of many.
+    skip_batches: leave out the first batches (resuming mid-epoch); their images are not
+      read, and the rest are augmented exactly as they would have been.
   """
   size = records.image_size
   columns = {"image_path": np.asarray(records.image_paths),
@@ -149,6 +152,8 @@ def make_dataset(records: HandRecords, batch_size: int, shuffle: bool = False, s
   if repeat:
     dataset = dataset.repeat()
   dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.random(seed=seed).batch(2)))
+  if skip_batches:
+    dataset = dataset.skip(skip_batches * batch_size)
 
   def load(row, element_seed):
     element = {k: v for k, v in row.items() if k not in ("image_path", "crop_box", "mask_path")}

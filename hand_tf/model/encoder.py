@@ -22,7 +22,8 @@ BACKBONES = {
 }
 
 
-def build_encoder(backbone: str = "b0", weights=None, image_size: int = 224) -> keras.Model:
+def build_encoder(backbone: str = "b0", weights=None, image_size: int = 224,
+                  drop_connect_rate: float = 0.2) -> keras.Model:
   """Returns a Keras model: image [B, S, S, 3] in [0, 1] -> (global [B, C], low [B, S/4, S/4, c]).
 
   Args:
@@ -30,6 +31,8 @@ def build_encoder(backbone: str = "b0", weights=None, image_size: int = 224) -> 
     weights: None (random init), 'imagenet' (downloads; online users only), or a path to
       a weights file of the backbone.
     image_size: input side.
+    drop_connect_rate: stochastic-depth rate of the last block (Keras' and the original's
+      default 0.2; 0 makes training-mode outputs deterministic).
   """
   if backbone not in BACKBONES:
     raise ValueError(f"backbone must be one of {sorted(BACKBONES)}, got {backbone!r}")
@@ -40,6 +43,11 @@ def build_encoder(backbone: str = "b0", weights=None, image_size: int = 224) -> 
                     input_shape=(image_size, image_size, 3))
   if weights not in (None, "imagenet"):
     net.load_weights(weights)
+  # The Keras constructors fix drop_connect_rate at 0.2 and ramp it over the blocks;
+  # rescaling each block's stochastic-depth dropout sets another rate.
+  for layer in net.layers:
+    if isinstance(layer, keras.layers.Dropout) and layer.name.endswith("_drop"):
+      layer.rate = layer.rate * drop_connect_rate / 0.2
   features = keras.Model(net.input, [net.output, net.get_layer(low_level_layer).output],
                          name=f"efficientnet_{backbone}_taps")
   image = keras.Input((image_size, image_size, 3), name="image")

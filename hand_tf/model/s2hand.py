@@ -76,6 +76,20 @@ class ModelConfig:
   hourglass_features: int = 256
   hourglass_stacks: int = 2
   hourglass_modules: int = 2
+  drop_connect_rate: float = 0.2
+  # Batch-norm statistics over the global batch rather than each replica's share (for
+  # small per-GPU batches; costs an all-reduce per layer).
+  sync_batch_norm: bool = False
+
+  def to_json(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_json(cls, value: dict) -> "ModelConfig":
+    unknown = set(value) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+      raise ValueError(f"unknown model config fields {sorted(unknown)}")
+    return cls(**value)
 
 
 def build_models(config: ModelConfig = ModelConfig()):
@@ -83,7 +97,8 @@ def build_models(config: ModelConfig = ModelConfig()):
   size = config.image_size
   image = keras.Input((size, size, 3), name="image")
   intrinsics = keras.Input((3, 3), name="intrinsics")
-  encoder = build_encoder(config.backbone, config.encoder_weights, size)
+  encoder = build_encoder(config.backbone, config.encoder_weights, size,
+                          config.drop_connect_rate)
   global_feature, low_level = encoder(image)
   params = GeometryHead(config.ncomps, name="geometry_head")(global_feature)
   num_texels = constants.NUM_FACES if config.texture_per_face else constants.NUM_VERTICES
@@ -108,5 +123,9 @@ def build_models(config: ModelConfig = ModelConfig()):
   for i, keypoints in enumerate(stacks if isinstance(stacks, (list, tuple)) else [stacks]):
     training_outputs[f"keypoints2d_stack{i}"] = keypoints
   training = keras.Model([image, intrinsics], training_outputs, name="s2hand_training")
+  if config.sync_batch_norm:
+    for layer in training._flatten_layers(include_self=False):  # noqa: SLF001
+      if isinstance(layer, keras.layers.BatchNormalization):
+        layer.synchronized = True  # read at call time by Keras' TF backend
   return inference, training
 

@@ -2,7 +2,8 @@
 
 Stages (the paper's schedule): '2d' trains the 2D branch alone; '3d' the 3D network
 (encoder, heads) with the joint, bone, prior and appearance terms; 'finetune' both with
-the 2D-3D consistency term added; 'all' is end-to-end training with every term.
+the 2D-3D consistency term added (every term at once: also what end-to-end training
+uses).  `SCHEDULE` holds the paper's epochs and learning-rate steps of each stage.
 Modes: 'ssl' (detections with confidences), 'wsl' (ground-truth 2D with equal
 confidences — the data reader provides those), 'fsl' (adds the 3D joint losses).
 """
@@ -16,7 +17,9 @@ import tensorflow as tf
 from hand_tf import losses
 from hand_tf.rendering import renderer
 
-STAGES = ("2d", "3d", "finetune", "all")
+STAGES = ("2d", "3d", "finetune")
+# stage: (epochs, learning-rate drop every N epochs, drop factor), paper Section 4.1.
+SCHEDULE = {"2d": (90, 30, 0.5), "3d": (90, 30, 0.5), "finetune": (60, 20, 1.0 / 3.0)}
 MODES = ("ssl", "wsl", "fsl")
 _3D_TERMS = ("joint_location", "bone_direction", "scale", "shape", "skeleton", "laplacian",
              "photometric", "mean_color", "texture_regularization", "ssim")
@@ -32,7 +35,7 @@ def terms_for(stage: str, mode: str = "ssl", appearance: bool = True):
   if stage == "2d":
     return ("keypoint_branch",)
   terms = [t for t in _3D_TERMS if appearance or t not in _APPEARANCE]
-  if stage in ("finetune", "all"):
+  if stage == "finetune":
     terms += ["keypoint_branch", "consistency"]
   if mode == "fsl":
     terms += ["joint_3d", "joint_3d_root_relative"]
@@ -52,7 +55,7 @@ class Objective:
     disabled: term names to leave out (e.g. from a flag).
   """
   faces: np.ndarray
-  stage: str = "all"
+  stage: str = "finetune"
   mode: str = "ssl"
   weights: losses.LossWeights = losses.LossWeights()
   appearance: bool = True

@@ -15,8 +15,11 @@ import numpy as np
 import tensorflow as tf
 
 from hand_tf import losses
+from hand_tf.data.records import write_json
 from hand_tf.model.s2hand import ModelConfig, build_models
 from hand_tf.training.objective import Objective
+
+MODEL_CONFIG_FILE = "model_config.json"
 
 
 @keras.saving.register_keras_serializable(package="hand_tf")
@@ -45,7 +48,7 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
 class TrainerConfig:
   out_dir: str
   model: ModelConfig = ModelConfig()
-  stage: str = "all"
+  stage: str = "finetune"
   mode: str = "ssl"
   weights: losses.LossWeights = losses.LossWeights()
   appearance: bool = True
@@ -78,10 +81,13 @@ class Trainer:
                                config.appearance, config.render_backend,
                                tuple(config.disabled_terms))
     self.laplacian = losses.uniform_laplacian(faces, 778)
+    self.stage = tf.Variable(config.stage, trainable=False, name="stage")
     self.checkpoint = tf.train.Checkpoint(model=self.training_model, optimizer=self.optimizer,
                                           step=self.step, skipped=self.skipped,
-                                          stage=tf.Variable(config.stage, trainable=False))
+                                          stage=self.stage)
     os.makedirs(config.out_dir, exist_ok=True)
+    # What export and evaluation need to rebuild the network of these checkpoints.
+    write_json(os.path.join(config.out_dir, MODEL_CONFIG_FILE), config.model.to_json())
     self.manager = tf.train.CheckpointManager(self.checkpoint, config.out_dir,
                                               max_to_keep=config.keep_checkpoints)
     self._train_step = tf.function(self._distributed_step)
@@ -91,7 +97,15 @@ class Trainer:
     path = self.manager.latest_checkpoint
     if path:
       self.checkpoint.restore(path).assert_existing_objects_matched()
+      stage = self.stage.numpy().decode()
+      if stage != self.config.stage:
+        raise ValueError(f"{path} is a checkpoint of stage {stage!r}, not {self.config.stage!r}")
     return path
+
+  def init_from(self, path: str) -> None:
+    """Loads the network weights (not optimizer or step) of another stage's checkpoint."""
+    status = tf.train.Checkpoint(model=self.training_model).read(path)
+    status.expect_partial().assert_existing_objects_matched()
 
   def save(self) -> str:
     return self.manager.save(checkpoint_number=self.step)
@@ -114,19 +128,44 @@ class Trainer:
         bad += tf.cast(tf.logical_not(tf.reduce_all(tf.math.is_finite(g))), tf.int32)
     # Every replica must take the same decision, or their weights would diverge.
     bad = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, bad)
-    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+    used = [i for i, g in enumerate(grads) if g is not None]
+    applied = tf.__internal__.distribute.interim.maybe_merge_call(
+        self._apply_unless_bad, self.strategy, [grads[i] for i in used],
+        [variables[i] for i in used], bad, backup)
+    return values, applied
+
+  def _apply_unless_bad(self, distribution, grads, variables, bad, backup):
+    """Applies the gradients, or restores the batch-norm statistics if `bad` > 0.
+
+    Strategies that all-reduce through `merge_call` (MirroredStrategy) cannot branch in
+    replica context around the optimizer's all-reduce, so then this runs in cross-replica
+    context and branches there, as Keras' LossScaleOptimizer does.
+    """
+    cross = tf.distribute.in_cross_replica_context()
+    state = self.training_model.non_trainable_variables
+
+    def each_replica(fn, *args):
+      if cross:
+        return distribution.extended.call_for_each_replica(fn, args=args)
+      return fn(*args)
+
+    def update(replica_grads):
+      self.optimizer.apply_gradients(zip(replica_grads, variables))
+
+    def restore(saved):
+      for v, value in zip(state, saved):
+        v.assign(value)
 
     def apply():
-      self.optimizer.apply_gradients(pairs)
+      each_replica(update, grads)
       return tf.constant(True)
 
     def skip():
-      for v, saved in zip(state, backup):
-        v.assign(saved)
+      each_replica(restore, backup)
       return tf.constant(False)
 
-    applied = tf.cond(bad == 0, apply, skip)
-    return values, applied
+    flag = distribution.experimental_local_results(bad)[0] if cross else bad
+    return tf.cond(flag == 0, apply, skip)
 
   def _distributed_step(self, batch):
     values, applied = self.strategy.run(self._replica_step, args=(batch,))
