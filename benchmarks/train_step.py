@@ -1,0 +1,115 @@
+"""Training-step speed: images/s, and the share of step time in each part of the network.
+
+  python benchmarks/train_step.py [--sizes 224,128] [--batch_size 16] [--repeats 3]
+
+Times (forward + backward, after a warm-up that traces) the full distributed train step
+and, separately, each part on the same inputs: the EfficientNet encoder, MANO with the
+camera placement, the renderer, and the loss terms.  The remainder (heads, 2D branch,
+optimizer update) is printed as 'other'.
+"""
+
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from hand_tf.data.synthetic_data import synthesize
+from hand_tf.model.s2hand import ModelConfig
+from hand_tf.rendering import renderer
+from hand_tf.training.trainer import Trainer, TrainerConfig
+
+SIZES = flags.DEFINE_list("sizes", ["224", "128"], "Input sizes.")
+BATCH = flags.DEFINE_integer("batch_size", 16, "Batch size.")
+REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repetitions (median).")
+BACKEND = flags.DEFINE_string("render_backend", "auto", "Rasterizer backend.")
+
+
+def _median_seconds(fn, repeats):
+  fn()  # trace and warm up
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
+
+
+def _grad_fn(forward, variables):
+  @tf.function
+  def step():
+    with tf.GradientTape() as tape:
+      tape.watch(variables)
+      value = forward()
+    grads = tape.gradient(value, variables)
+    return [g for g in grads if g is not None]
+  return lambda: [g.numpy() for g in step()]
+
+
+def _batch(size, batch_size, seed=0):
+  import tempfile
+
+  from hand_tf.data import pipeline
+  from hand_tf.data.freihand import read_freihand
+  root = tempfile.mkdtemp(prefix="train_step_bench_")
+  synthesize(root, batch_size, image_size=size, seed=seed, batch_size=batch_size,
+             progress=False)
+  records = read_freihand(root, detections=f"{root}/training_detections.json",
+                          image_size=size, source_size=size)
+  return next(iter(pipeline.make_dataset(records, batch_size, drop_remainder=True)))
+
+
+def benchmark(size, batch_size, repeats, backend):
+  batch = _batch(size, batch_size)
+  trainer = Trainer(TrainerConfig(out_dir=f"/tmp/train_step_bench_{size}",
+                                  model=ModelConfig(image_size=size), stage="finetune",
+                                  render_backend=backend))
+  model = trainer.training_model
+  full = _median_seconds(lambda: trainer.train_step(batch), repeats)
+
+  encoder = model.get_layer("encoder_b0")
+  encoder_time = _median_seconds(_grad_fn(
+      lambda: tf.add_n([tf.reduce_sum(t) for t in encoder(batch["image"], training=True)]),
+      encoder.trainable_variables), repeats)
+
+  outputs = model([batch["image"], batch["intrinsics"]], training=False)
+  place = model.get_layer("place_hand")
+  params = [tf.identity(outputs[k]) for k in ("pose_coeffs", "shape", "rotation",
+                                               "translation", "scale")]
+  mano_time = _median_seconds(_grad_fn(
+      lambda: tf.reduce_sum(place(*params, batch["intrinsics"])["vertices"]), params),
+      repeats)
+
+  vertices, texture, lighting = (tf.identity(outputs[k]) for k in
+                                 ("vertices", "texture", "lighting"))
+  faces = trainer.objective.faces
+  render_time = _median_seconds(_grad_fn(
+      lambda: tf.reduce_sum(renderer.render(vertices, faces, tf.tanh(texture),
+                                            batch["intrinsics"], lighting, (size, size),
+                                            backend=backend)["rgb"]),
+      [vertices, texture, lighting]), repeats)
+
+  watched = {k: tf.identity(v) for k, v in outputs.items()}
+  loss_inputs = list(watched.values())
+  loss_time = _median_seconds(_grad_fn(
+      lambda: trainer.objective(watched, batch, trainer.laplacian)["total"], loss_inputs),
+      repeats) - render_time  # the photometric terms render; counted above
+  parts = {"encoder": encoder_time, "mano+placement": mano_time, "renderer": render_time,
+           "losses": max(loss_time, 0.0)}
+  parts["other"] = max(full - sum(parts.values()), 0.0)
+  print(f"size {size}, batch {batch_size}: {full * 1000:.0f} ms/step, "
+        f"{batch_size / full:.1f} images/s")
+  for name, seconds in parts.items():
+    print(f"  {name:16s} {seconds * 1000:8.0f} ms  {100 * seconds / full:5.1f} %")
+
+
+def main(argv):
+  del argv
+  print(f"devices: {[d.name for d in tf.config.list_logical_devices()]}, "
+        f"CPU threads: {tf.config.threading.get_intra_op_parallelism_threads() or 'all'}")
+  for size in SIZES.value:
+    benchmark(int(size), BATCH.value, REPEATS.value, BACKEND.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

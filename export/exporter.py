@@ -1,0 +1,193 @@
+"""Writes the inference graph as SavedModel, TFLite (fp32, fp16, int8) and ONNX, and
+checks every artefact against the Keras model on the same images.
+
+Layout of the output folder:
+  saved_model/1/        TF Serving layout; signatures serving_default (images) and
+                        serve_with_intrinsics (images, intrinsics)
+  s2hand_fp32.tflite, s2hand_fp16.tflite, s2hand_int8.tflite
+                        signature serve_with_intrinsics: images uint8 [1, S, S, 3],
+                        intrinsics float32 [1, 3, 3]
+  s2hand.onnx           inputs images, intrinsics as above
+  hand_mesh.json        faces, keypoint names, output names and units
+  parity.json           the parity check's figures
+Each artefact is written under a temporary name and renamed into place, so an
+interrupted export never leaves a half-written file under a final name.
+"""
+
+import os
+import shutil
+import tempfile
+from typing import Dict, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from hand_tf.data.records import write_json
+from hand_tf.predictors import load_predictor
+from hand_tf.serving import OUTPUT_NAMES, InferenceModule
+from mano_tf import constants
+
+FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx")
+# Largest vertex difference to the Keras model allowed per artefact (mm).  int8
+# quantises activations to 256 levels, so its bound is an order of magnitude looser.
+TOLERANCE_MM = {"saved_model": 0.01, "tflite_fp32": 0.1, "onnx": 0.1, "tflite_fp16": 5.0,
+                "tflite_int8": 60.0}
+ARTEFACT = {"saved_model": "saved_model", "tflite_fp32": "s2hand_fp32.tflite",
+            "tflite_fp16": "s2hand_fp16.tflite", "tflite_int8": "s2hand_int8.tflite",
+            "onnx": "s2hand.onnx"}
+
+
+class ParityError(RuntimeError):
+  pass
+
+
+def _replace(tmp_path: str, final_path: str) -> None:
+  """Renames into place; an existing folder is swapped out before it is deleted."""
+  if os.path.isdir(final_path):
+    old = final_path + ".old"
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(final_path, old)
+    os.replace(tmp_path, final_path)
+    shutil.rmtree(old)
+  else:
+    os.replace(tmp_path, final_path)
+
+
+def _tflite(source_dir: str, kind: str, calibration: np.ndarray,
+            calibration_k: np.ndarray) -> bytes:
+  converter = tf.lite.TFLiteConverter.from_saved_model(source_dir, ["serve_with_intrinsics"])
+  if kind == "tflite_fp16":
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+  elif kind == "tflite_int8":
+    def representative():
+      for image, k in zip(calibration, calibration_k):
+        yield {"images": image[None], "intrinsics": k[None]}
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    # Integer kernels wherever one exists; MANO's trigonometry and the projection keep
+    # float kernels (int8 sines of axis-angles would cost centimetres).
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                           tf.lite.OpsSet.TFLITE_BUILTINS]
+  return converter.convert()
+
+
+def _write_onnx(function, path: str) -> None:
+  """tf.function -> ONNX with inputs and outputs named as the signature's."""
+  import tf2onnx
+  from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+  concrete = function.get_concrete_function()
+  # Freezing turns both the weights and the captured MANO arrays into constants;
+  # tf2onnx alone would make the captured arrays extra graph inputs.
+  frozen = convert_variables_to_constants_v2(concrete)
+  # tf.nest flattens dict outputs in sorted key order, as the frozen function lists them.
+  outputs = dict(zip(sorted(concrete.structured_outputs), frozen.outputs))
+  rename = {t.name: spec.name for t, spec in zip(frozen.inputs, function.input_signature)}
+  rename.update({tensor.name: name for name, tensor in outputs.items()})
+  proto, _ = tf2onnx.convert.from_graph_def(
+      frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
+      output_names=[t.name for t in outputs.values()], opset=17)
+  for node in proto.graph.node:
+    node.input[:] = [rename.get(n, n) for n in node.input]
+    node.output[:] = [rename.get(n, n) for n in node.output]
+  for value in list(proto.graph.input) + list(proto.graph.output):
+    value.name = rename.get(value.name, value.name)
+  with open(path, "wb") as f:
+    f.write(proto.SerializeToString())
+
+
+def export_model(model, image_size: int, out_dir: str, formats: Sequence[str],
+                 images: np.ndarray, intrinsics: np.ndarray, parity_count: int = 4,
+                 log=print) -> Dict[str, dict]:
+  """Exports `model` (the Keras inference model) and checks parity.
+
+  Args:
+    model: inference model of `hand_tf.model.s2hand.build_models`.
+    image_size: its input side S.
+    out_dir: output folder (created).
+    formats: subset of FORMATS.
+    images: `[M, S, S, 3]` uint8 images: int8 calibration and parity inputs.
+    intrinsics: `[M, 3, 3]` their K.
+    parity_count: how many of the images the parity check runs.
+
+  Returns:
+    {format: {"path", "bytes", "max_vertex_mm", "max_joints2d_px", "tolerance_mm"}}.
+
+  Raises:
+    ParityError: an artefact differs from the Keras model beyond its tolerance (the
+      artefact is kept so it can be inspected; parity.json says which).
+  """
+  unknown = set(formats) - set(FORMATS)
+  if unknown:
+    raise ValueError(f"unknown formats {sorted(unknown)}; choose from {FORMATS}")
+  os.makedirs(out_dir, exist_ok=True)
+  module = InferenceModule(model, image_size)
+
+  def archive(batch, size, with_default_k):
+    # Keras' ExportArchive tracks Keras 3 variables so that converters can freeze them.
+    result = keras.export.ExportArchive()
+    result.track(model)
+    result.add_variable_collection("input_size", [tf.Variable(image_size, trainable=False)])
+    serve, serve_k = module.functions(batch, size, size)
+    if with_default_k:
+      result.add_endpoint("serving_default", serve, serve.input_signature)
+    result.add_endpoint("serve_with_intrinsics", serve_k, serve_k.input_signature)
+    return result, serve_k
+
+  write_json(os.path.join(out_dir, "hand_mesh.json"), {
+      "faces": np.asarray(model.get_layer("place_hand").mano.faces).tolist(),
+      "keypoint_names": list(constants.KEYPOINT_NAMES), "outputs": list(OUTPUT_NAMES),
+      "input_size": image_size,
+      "units": {"vertices": "m, camera frame (x right, y down, z forward)",
+                "joints3d": "m, camera frame", "joints2d": "pixels of the input image",
+                "pose": "axis-angle rad [16, 3]", "camera": "scale, axis-angle [3], m [3]",
+                "texture": "RGB in [0, 1]", "lighting": "11 values (see renderer)"}})
+  report = {}
+  with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
+    if "saved_model" in formats:
+      staged = os.path.join(tmp, "saved_model")
+      archive(None, None, True)[0].write_out(os.path.join(staged, "1"), verbose=False)
+      _replace(staged, os.path.join(out_dir, "saved_model"))
+      log(f"wrote {out_dir}/saved_model/1")
+    lite = [f for f in formats if f.startswith("tflite")]
+    if lite:
+      source = os.path.join(tmp, "fixed_shape")
+      fixed, _ = archive(1, image_size, False)
+      fixed.write_out(source, verbose=False)
+      for kind in lite:
+        data = _tflite(source, kind, images, intrinsics)
+        staged = os.path.join(tmp, ARTEFACT[kind])
+        with open(staged, "wb") as f:
+          f.write(data)
+        _replace(staged, os.path.join(out_dir, ARTEFACT[kind]))
+        log(f"wrote {out_dir}/{ARTEFACT[kind]} ({len(data) / 1e6:.1f} MB)")
+    if "onnx" in formats:
+      staged = os.path.join(tmp, ARTEFACT["onnx"])
+      _write_onnx(module.functions(1, image_size, image_size)[1], staged)
+      _replace(staged, os.path.join(out_dir, ARTEFACT["onnx"]))
+      log(f"wrote {out_dir}/{ARTEFACT['onnx']}")
+
+  parity_images, parity_k = images[:parity_count], intrinsics[:parity_count]
+  serve_k = module.functions()[1]
+  reference = {k: v.numpy() for k, v in serve_k(parity_images, parity_k).items()}
+  failures = []
+  for kind in formats:
+    path = os.path.join(out_dir, ARTEFACT[kind])
+    got = load_predictor(path).predict(parity_images, parity_k)
+    vertex_mm = float(np.abs(got["vertices"] - reference["vertices"]).max() * 1000)
+    joints_px = float(np.abs(got["joints2d"] - reference["joints2d"]).max())
+    size = (sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+            if os.path.isdir(path) else os.path.getsize(path))
+    report[kind] = {"path": path, "bytes": size, "max_vertex_mm": vertex_mm,
+                    "max_joints2d_px": joints_px, "tolerance_mm": TOLERANCE_MM[kind]}
+    ok = vertex_mm <= TOLERANCE_MM[kind]
+    log(f"parity {kind:12s} vertices max {vertex_mm:8.4f} mm (tolerance "
+        f"{TOLERANCE_MM[kind]} mm), joints2d max {joints_px:.3f} px: "
+        f"{'ok' if ok else 'FAILED'}")
+    if not ok:
+      failures.append(kind)
+  write_json(os.path.join(out_dir, "parity.json"), report)
+  if failures:
+    raise ParityError(f"{failures}: beyond parity tolerance; see {out_dir}/parity.json")
+  return report

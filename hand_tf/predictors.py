@@ -1,0 +1,176 @@
+"""Load a trained model in any shipped form and predict with one interface.
+
+`load_predictor(path)` accepts a training checkpoint (prefix, or its run folder), a
+SavedModel folder (the export's `saved_model/` or `saved_model/1/`), a `.tflite` file
+(run with ai-edge-litert, the on-device interpreter) or a `.onnx` file (onnxruntime).
+Each returns a `Predictor`: `predict(images, intrinsics)` with uint8 images
+`[N, S, S, 3]` and K `[N, 3, 3]`, giving the numpy outputs of `hand_tf.serving`.
+"""
+
+import glob
+import json
+import os
+from typing import Dict, Optional
+
+import numpy as np
+
+from hand_tf.serving import OUTPUT_NAMES
+
+
+class ModelFileError(ValueError):
+  """A model file or checkpoint is missing, corrupt or does not match the network."""
+
+
+def resolve_checkpoint(path: str) -> str:
+  """A checkpoint prefix from a prefix or a run folder (newest stage of a schedule)."""
+  import tensorflow as tf
+  if os.path.isdir(path):
+    for candidate in (path, *(os.path.join(path, s) for s in ("finetune", "3d", "2d"))):
+      latest = tf.train.latest_checkpoint(candidate)
+      if latest:
+        return latest
+    raise ModelFileError(f"{path}: no checkpoint in this folder")
+  if not glob.glob(path + ".index"):
+    raise ModelFileError(f"{path}: checkpoint not found (no {os.path.basename(path)}.index)")
+  return path
+
+
+def load_checkpoint_model(path: str, model_config=None):
+  """Rebuilds the network of a checkpoint and restores it; returns (config, inference model).
+
+  The network is described by `model_config.json` beside the checkpoint (written by the
+  trainer) unless `model_config` is given.  A checkpoint whose variables do not fit the
+  network is refused with the reason.
+  """
+  import tensorflow as tf
+
+  from hand_tf.model.s2hand import ModelConfig, build_models
+  prefix = resolve_checkpoint(path)
+  if model_config is None:
+    config_path = os.path.join(os.path.dirname(prefix), "model_config.json")
+    if not os.path.isfile(config_path):
+      raise ModelFileError(f"{config_path}: model config not found (written by training)")
+    with open(config_path) as f:
+      model_config = ModelConfig.from_json(json.load(f))
+  inference, training = build_models(model_config)
+  try:
+    status = tf.train.Checkpoint(model=training).read(prefix)
+    status.expect_partial().assert_existing_objects_matched()
+  except (AssertionError, ValueError, tf.errors.OpError) as e:
+    raise ModelFileError(f"{prefix}: checkpoint does not match the model "
+                         f"{model_config}: {str(e).splitlines()[0][:300]}") from e
+  return model_config, inference
+
+
+class Predictor:
+  kind = "base"
+  input_size: int
+
+  def predict(self, images: np.ndarray, intrinsics: np.ndarray) -> Dict[str, np.ndarray]:
+    raise NotImplementedError
+
+  def _check(self, images, intrinsics):
+    images = np.asarray(images)
+    intrinsics = np.asarray(intrinsics, np.float32)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+      raise ValueError(f"images must be uint8 [N, H, W, 3], got {images.dtype} "
+                       f"{images.shape}")
+    if intrinsics.shape != (len(images), 3, 3):
+      raise ValueError(f"intrinsics must be [{len(images)}, 3, 3], got {intrinsics.shape}")
+    return images, intrinsics
+
+
+class KerasPredictor(Predictor):
+  kind = "checkpoint"
+
+  def __init__(self, path: str):
+    from hand_tf.serving import InferenceModule
+    config, model = load_checkpoint_model(path)
+    self.input_size = config.image_size
+    self.module = InferenceModule(model, config.image_size)
+    self._fn = self.module.functions()[1]
+
+  def predict(self, images, intrinsics):
+    images, intrinsics = self._check(images, intrinsics)
+    return {k: v.numpy() for k, v in self._fn(images, intrinsics).items()}
+
+
+class SavedModelPredictor(Predictor):
+  kind = "saved_model"
+
+  def __init__(self, path: str):
+    import tensorflow as tf
+    if os.path.isdir(os.path.join(path, "1")):
+      path = os.path.join(path, "1")  # TF Serving layout: version folders
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+      raise ModelFileError(f"{path}: not a SavedModel (no saved_model.pb)")
+    self.model = tf.saved_model.load(path)
+    self._fn = self.model.signatures["serve_with_intrinsics"]
+    self.input_size = int(self.model.input_size[0].numpy())
+
+  def predict(self, images, intrinsics):
+    images, intrinsics = self._check(images, intrinsics)
+    return {k: v.numpy() for k, v in self._fn(images=images, intrinsics=intrinsics).items()}
+
+
+class TFLitePredictor(Predictor):
+  kind = "tflite"
+
+  def __init__(self, path: str, num_threads: Optional[int] = 2):
+    from ai_edge_litert.interpreter import Interpreter
+    if not os.path.isfile(path):
+      raise ModelFileError(f"{path}: TFLite model not found")
+    try:
+      self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
+    except ValueError as e:
+      raise ModelFileError(f"{path}: not a valid TFLite model ({e})") from e
+    self.runner = self.interpreter.get_signature_runner("serve_with_intrinsics")
+    details = self.runner.get_input_details()["images"]
+    self.input_size = int(details["shape"][1])
+
+  def predict(self, images, intrinsics):
+    images, intrinsics = self._check(images, intrinsics)
+    rows = [self.runner(images=images[i:i + 1], intrinsics=intrinsics[i:i + 1])
+            for i in range(len(images))]
+    return {k: np.concatenate([r[k] for r in rows]) for k in OUTPUT_NAMES}
+
+
+class OnnxPredictor(Predictor):
+  kind = "onnx"
+
+  def __init__(self, path: str, num_threads: Optional[int] = 2):
+    import onnxruntime as ort
+    if not os.path.isfile(path):
+      raise ModelFileError(f"{path}: ONNX model not found")
+    options = ort.SessionOptions()
+    if num_threads:
+      options.intra_op_num_threads = num_threads
+    try:
+      self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types
+      raise ModelFileError(f"{path}: not a valid ONNX model ({e})") from e
+    self.input_size = int(self.session.get_inputs()[0].shape[1])
+    self.names = [o.name for o in self.session.get_outputs()]
+
+  def predict(self, images, intrinsics):
+    images, intrinsics = self._check(images, intrinsics)
+    rows = []
+    for i in range(len(images)):
+      values = self.session.run(None, {"images": images[i:i + 1],
+                                       "intrinsics": intrinsics[i:i + 1]})
+      rows.append(dict(zip(self.names, values)))
+    return {k: np.concatenate([r[k] for r in rows]) for k in OUTPUT_NAMES}
+
+
+def load_predictor(path: str, num_threads: Optional[int] = 2) -> Predictor:
+  """Chooses the runtime from what `path` is (see the module docstring)."""
+  if path.endswith(".tflite"):
+    return TFLitePredictor(path, num_threads)
+  if path.endswith(".onnx"):
+    return OnnxPredictor(path, num_threads)
+  if os.path.isdir(path) and (os.path.isfile(os.path.join(path, "saved_model.pb"))
+                              or os.path.isfile(os.path.join(path, "1", "saved_model.pb"))):
+    return SavedModelPredictor(path)
+  if os.path.isdir(os.path.join(path, "saved_model")):
+    return SavedModelPredictor(os.path.join(path, "saved_model"))
+  return KerasPredictor(path)
