@@ -39,7 +39,8 @@ def _grad_fn(forward, variables):
   @tf.function
   def step():
     with tf.GradientTape() as tape:
-      tape.watch(variables)
+      # Keras variables are watched already; the tensors standing in for outputs not.
+      tape.watch([v for v in variables if isinstance(v, tf.Tensor)])
       value = forward()
     grads = tape.gradient(value, variables)
     return [g for g in grads if g is not None]
@@ -66,6 +67,8 @@ def benchmark(size, batch_size, repeats, backend):
                                   render_backend=backend))
   model = trainer.training_model
   full = _median_seconds(lambda: trainer.train_step(batch), repeats)
+  print(f"size {size}, batch {batch_size}: {full * 1000:.0f} ms/step, "
+        f"{batch_size / full:.1f} images/s", flush=True)
 
   encoder = model.get_layer("encoder_b0")
   encoder_time = _median_seconds(_grad_fn(
@@ -97,8 +100,6 @@ def benchmark(size, batch_size, repeats, backend):
   parts = {"encoder": encoder_time, "mano+placement": mano_time, "renderer": render_time,
            "losses": max(loss_time, 0.0)}
   parts["other"] = max(full - sum(parts.values()), 0.0)
-  print(f"size {size}, batch {batch_size}: {full * 1000:.0f} ms/step, "
-        f"{batch_size / full:.1f} images/s")
   for name, seconds in parts.items():
     print(f"  {name:16s} {seconds * 1000:8.0f} ms  {100 * seconds / full:5.1f} %")
 

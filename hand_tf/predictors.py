@@ -62,9 +62,23 @@ def load_checkpoint_model(path: str, model_config=None):
   return model_config, inference
 
 
+def find_faces(path: str) -> np.ndarray:
+  """MANO faces `[1538, 3]` from the `hand_mesh.json` the export writes beside a model."""
+  folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+  for candidate in (folder, os.path.dirname(folder), os.path.dirname(os.path.dirname(folder))):
+    mesh_file = os.path.join(candidate, "hand_mesh.json")
+    if os.path.isfile(mesh_file):
+      with open(mesh_file) as f:
+        return np.asarray(json.load(f)["faces"], np.int32)
+  raise ModelFileError(f"{path}: no hand_mesh.json beside the model (written by the export; "
+                       "it holds the mesh faces)")
+
+
 class Predictor:
+  """`predict(images, intrinsics)`; `input_size` S; `faces` [1538, 3] of the mesh."""
   kind = "base"
   input_size: int
+  faces: np.ndarray
 
   def predict(self, images: np.ndarray, intrinsics: np.ndarray) -> Dict[str, np.ndarray]:
     raise NotImplementedError
@@ -88,6 +102,7 @@ class KerasPredictor(Predictor):
     config, model = load_checkpoint_model(path)
     self.input_size = config.image_size
     self.module = InferenceModule(model, config.image_size)
+    self.faces = np.asarray(model.get_layer("place_hand").mano.faces, np.int32)
     self._fn = self.module.functions()[1]
 
   def predict(self, images, intrinsics):
@@ -107,6 +122,7 @@ class SavedModelPredictor(Predictor):
     self.model = tf.saved_model.load(path)
     self._fn = self.model.signatures["serve_with_intrinsics"]
     self.input_size = int(self.model.input_size[0].numpy())
+    self.faces = find_faces(path)
 
   def predict(self, images, intrinsics):
     images, intrinsics = self._check(images, intrinsics)
@@ -127,6 +143,7 @@ class TFLitePredictor(Predictor):
     self.runner = self.interpreter.get_signature_runner("serve_with_intrinsics")
     details = self.runner.get_input_details()["images"]
     self.input_size = int(details["shape"][1])
+    self.faces = find_faces(path)
 
   def predict(self, images, intrinsics):
     images, intrinsics = self._check(images, intrinsics)
@@ -151,6 +168,7 @@ class OnnxPredictor(Predictor):
       raise ModelFileError(f"{path}: not a valid ONNX model ({e})") from e
     self.input_size = int(self.session.get_inputs()[0].shape[1])
     self.names = [o.name for o in self.session.get_outputs()]
+    self.faces = find_faces(path)
 
   def predict(self, images, intrinsics):
     images, intrinsics = self._check(images, intrinsics)

@@ -55,10 +55,10 @@ class InferenceModule(tf.Module):
     pixels = tf.cast(images, tf.float32) / 255.0
     if images.shape[1] != size or images.shape[2] != size:
       pixels = tf.image.resize(pixels, [size, size], antialias=True)
-    # Resizing maps pixel centres (u + 0.5) * s - 0.5; K in the resized image follows.
+    # Pixel coordinates are continuous (pixel c covers [c, c + 1), see
+    # hand_tf.rendering.camera), so resizing scales them and K alike.
     sx, sy = size / width, size / height
-    to_model = tf.stack([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5],
-                         [0.0, 0.0, 1.0]])
+    to_model = tf.stack([[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]])
     intrinsics = tf.cast(intrinsics, tf.float32)
     out = self.model([pixels, tf.einsum("ij,njk->nik", to_model, intrinsics)],
                      training=False)

@@ -1,5 +1,6 @@
 """Square hand crops and what they do to intrinsics and keypoints (NumPy)."""
 
+import cv2
 import numpy as np
 
 
@@ -33,3 +34,28 @@ def apply_to_points(matrix, points) -> np.ndarray:
   """Applies a [3, 3] affine map to [..., 2] points."""
   points = np.asarray(points, np.float32)
   return points @ matrix[:2, :2].T + matrix[:2, 2]
+
+
+def crop_image(image: np.ndarray, box, output_size: int) -> np.ndarray:
+  """Crops the square `box` (x0, y0, side, side; source pixels) out of `image`, resized.
+
+  Areas outside the image are black.  Uses the continuous pixel convention of
+  `crop_matrix` (pixel c covers [c, c + 1)); OpenCV indexes pixel centres, hence the
+  half-pixel shift.
+
+  Args:
+    image: `[H, W, C]` uint8.
+
+  Returns:
+    `[output_size, output_size, C]` uint8 crop.
+  """
+  matrix = crop_matrix(box, output_size).astype(np.float64)[:2]
+  matrix[:, 2] += 0.5 * matrix[:, :2].sum(axis=1) - 0.5
+  # Shrinking by more than 2x aliases with bilinear sampling; INTER_AREA is not
+  # available to warpAffine, so blur first (as a resize with antialiasing would).
+  shrink = float(box[2]) / output_size
+  if shrink > 2.0:
+    sigma = 0.5 * shrink
+    image = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma)
+  return cv2.warpAffine(image, matrix, (output_size, output_size), flags=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)

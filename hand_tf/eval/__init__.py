@@ -1,0 +1,1 @@
+"""FreiHAND-protocol metrics (`metrics`) and their report (`report`)."""

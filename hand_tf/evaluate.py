@@ -1,0 +1,46 @@
+"""Evaluate a model on a FreiHAND-layout split with the FreiHAND protocol.
+
+  python -m hand_tf.evaluate --model PATH --data_dir DIR [--split evaluation] [--out DIR]
+
+--model: checkpoint (or run folder), SavedModel, .tflite or .onnx.  --data_dir: a FreiHAND
+folder (the real dataset with its evaluation annotations, or `hand_tf.data.synthesize`'s
+output).  Prints the paper's table columns and writes metrics.json, pck.png and pred.json
+(for the FreiHAND challenge server) into --out.
+"""
+
+from absl import app, flags
+
+MODEL = flags.DEFINE_string("model", None, "Model to evaluate (any exported form).",
+                            required=True)
+DATA_DIR = flags.DEFINE_string("data_dir", None, "FreiHAND-layout folder.", required=True)
+SPLIT = flags.DEFINE_enum("split", "evaluation", ["training", "evaluation"], "Split.")
+SOURCE_SIZE = flags.DEFINE_integer("source_size", 224, "Side of the stored images.")
+LIMIT = flags.DEFINE_integer("limit", None, "Evaluate only the first N samples.")
+OUT = flags.DEFINE_string("out", "evaluation", "Report folder.")
+BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Images per predictor call.")
+NUM_THREADS = flags.DEFINE_integer("num_threads", 2, "Threads for TFLite / ONNX Runtime.")
+
+
+def main(argv):
+  del argv
+  import numpy as np
+
+  from hand_tf.data.freihand import read_freihand
+  from hand_tf.eval import report
+  from hand_tf.predictors import load_predictor
+  predictor = load_predictor(MODEL.value, NUM_THREADS.value)
+  records = read_freihand(DATA_DIR.value, SPLIT.value, image_size=predictor.input_size,
+                          source_size=SOURCE_SIZE.value)
+  if LIMIT.value:
+    records = records.subset(np.arange(min(LIMIT.value, len(records))))
+  predictions = report.predict_records(predictor, records, BATCH_SIZE.value)
+  evaluation = report.evaluate_records(predictions, records)
+  report.write_report(OUT.value, predictor.kind, evaluation, predictions,
+                      {"model": MODEL.value, "data_dir": DATA_DIR.value,
+                       "split": SPLIT.value})
+  print(report.format_table({predictor.kind: evaluation["metrics"]}))
+  print(f"{len(records)} samples; report in {OUT.value}/ (metrics.json, pck.png, pred.json)")
+
+
+if __name__ == "__main__":
+  app.run(main)

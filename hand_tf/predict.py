@@ -1,0 +1,106 @@
+"""Reconstruct hands in images with a checkpoint, SavedModel, .tflite or .onnx.
+
+  python -m hand_tf.predict IMAGES... --model PATH [--out DIR]
+      [--box x0,y0,side | --keypoints FILE.json | --detect] [--focal PX]
+
+Per image `NAME` it writes into --out: NAME.obj and NAME.ply (mesh with vertex colours,
+meters, camera frame), NAME_joints.json (3D joints, 2D joints in image pixels, pose,
+shape, camera, lighting) and NAME_overlay.png (shaded mesh + keypoints, OpenCV).
+
+The hand crop: --box gives it; --keypoints reads 21 [x, y] (or [x, y, confidence]) per
+image from a JSON mapping image file name -> list (OpenPose-style detections); --detect
+runs MediaPipe's detector (`make models`); otherwise the whole image (the model expects a
+hand-centred crop, as FreiHAND's).  The camera: --intrinsics JSON [3, 3] (one for all
+images) or --focal in pixels, else focal 2.5 x the longer image side.
+"""
+
+import os
+
+import cv2
+import numpy as np
+from absl import app, flags, logging
+
+from hand_tf.reconstruct import InputError, read_image
+
+MODEL = flags.DEFINE_string("model", None, "Checkpoint (or run folder), SavedModel folder, "
+                            ".tflite or .onnx.", required=True)
+OUT = flags.DEFINE_string("out", "predictions", "Output folder.")
+BOX = flags.DEFINE_list("box", None, "Square hand crop x0,y0,side in image pixels.")
+KEYPOINTS = flags.DEFINE_string("keypoints", None,
+                                "JSON: image file name -> 21 [x, y(, confidence)].")
+DETECT = flags.DEFINE_bool("detect", False, "Find the hand with MediaPipe's detector.")
+INTRINSICS = flags.DEFINE_string("intrinsics", None, "JSON file with K [3, 3] in pixels.")
+FOCAL = flags.DEFINE_float("focal", None, "Focal length in pixels (principal point centred).")
+NUM_THREADS = flags.DEFINE_integer("num_threads", 2, "Threads for TFLite / ONNX Runtime.")
+
+
+def image_intrinsics(height, width, intrinsics=None, focal=None) -> np.ndarray:
+  from hand_tf.serving import default_intrinsics
+  if intrinsics is not None:
+    return np.asarray(intrinsics, np.float32)
+  k = default_intrinsics(height, width)
+  if focal:
+    k[0, 0] = k[1, 1] = focal
+  return k
+
+
+def _keypoint_box(table, path):
+  from hand_tf.reconstruct import box_from_keypoints
+  name = os.path.basename(path)
+  if name not in table:
+    raise InputError(f"{KEYPOINTS.value}: no keypoints for {name}")
+  values = np.asarray(table[name], np.float32)
+  if values.shape not in ((21, 2), (21, 3)):
+    raise InputError(f"{KEYPOINTS.value}: keypoints of {name} have shape {values.shape}, "
+                     "expected [21, 2] or [21, 3]")
+  return box_from_keypoints(values[:, :2], values[:, 2] if values.shape[1] == 3 else None)
+
+
+def main(argv):
+  images = argv[1:]
+  if not images:
+    raise app.UsageError("give one or more image files")
+  from hand_tf import reconstruct
+  from hand_tf.data.records import load_json
+  from hand_tf.predictors import load_predictor
+
+  predictor = load_predictor(MODEL.value, NUM_THREADS.value)
+  logging.info("model %s (%s), input %d px", MODEL.value, predictor.kind,
+               predictor.input_size)
+  table = load_json(KEYPOINTS.value, "keypoints") if KEYPOINTS.value else None
+  k_given = (np.asarray(load_json(INTRINSICS.value, "intrinsics"), np.float32)
+             if INTRINSICS.value else None)
+  if k_given is not None and k_given.shape != (3, 3):
+    raise InputError(f"{INTRINSICS.value}: K has shape {k_given.shape}, expected [3, 3]")
+  detector = None
+  if DETECT.value:
+    from hand_tf.data.mediapipe_detector import MediaPipeHandDetector
+    detector = MediaPipeHandDetector(num_threads=NUM_THREADS.value)
+  os.makedirs(OUT.value, exist_ok=True)
+  for path in images:
+    image = read_image(path)
+    height, width = image.shape[:2]
+    box = None
+    if BOX.value:
+      x0, y0, side = (float(v) for v in BOX.value)
+      box = np.array([x0, y0, side, side], np.float32)
+    elif table is not None:
+      box = _keypoint_box(table, path)
+    elif detector is not None:
+      box = reconstruct.box_from_keypoints(*detector.detect(image))
+      if box is None:
+        logging.warning("%s: no hand detected; using the whole image", path)
+    if box is None:
+      box = reconstruct.whole_image_box(height, width)
+    k = image_intrinsics(height, width, k_given, FOCAL.value)
+    result = reconstruct.reconstruct(predictor, image, box, k, predictor.faces)
+    prefix = os.path.join(OUT.value, os.path.splitext(os.path.basename(path))[0])
+    written = reconstruct.write_result(prefix, result, predictor.faces)
+    overlay = reconstruct.draw_overlay(image, result, predictor.faces)
+    cv2.imwrite(prefix + "_overlay.png", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+    print(f"{path}: {written['obj']}, {written['ply']}, {written['joints']}, "
+          f"{prefix}_overlay.png")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,1 @@
+"""On-device style demo: the exported .tflite on ai-edge-litert (see README.md here)."""

@@ -1,0 +1,105 @@
+"""Run the exported .tflite on images, a video file or a camera, as a phone would.
+
+  python -m mobile_demo --model DIR/s2hand_fp16.tflite --input IMAGES_OR_VIDEO_OR_camera:0
+      [--out DIR] [--num_threads 4] [--detector mediapipe|none] [--box x0,y0,side]
+
+--input: image files or folders (writes NAME_mesh.png per image), a video file (writes
+annotated.mp4), or camera:N (OpenCV capture; --max_frames frames).  Prints per-frame
+latency and FPS, and writes timings.json.
+"""
+
+import glob
+import os
+import sys
+
+import cv2
+import numpy as np
+from absl import app, flags
+
+MODEL = flags.DEFINE_string("model", None, "Exported .tflite file.", required=True)
+INPUT = flags.DEFINE_list("input", None, "Images, folders, a video file, or camera:N.",
+                          required=True)
+OUT = flags.DEFINE_string("out", "mobile_demo_out", "Output folder.")
+NUM_THREADS = flags.DEFINE_integer("num_threads", 2, "LiteRT CPU threads (XNNPACK).")
+DETECTOR = flags.DEFINE_enum("detector", "mediapipe", ["mediapipe", "none"],
+                             "How to find the hand; 'none' uses --box or the whole frame.")
+BOX = flags.DEFINE_list("box", None, "Fixed square crop x0,y0,side in frame pixels.")
+FOCAL = flags.DEFINE_float("focal", None, "Focal length in pixels.")
+MAX_FRAMES = flags.DEFINE_integer("max_frames", 300, "Frames to read from a video/camera.")
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def _frames(inputs, max_frames):
+  """Yields (name, RGB frame, is_video, fps) from images, folders, a video or a camera."""
+  from hand_tf.reconstruct import read_image
+  for item in inputs:
+    is_video_file = os.path.isfile(item) and not item.lower().endswith(IMAGE_EXTENSIONS)
+    if item.startswith("camera:") or is_video_file:
+      source = int(item.split(":")[1]) if item.startswith("camera:") else item
+      capture = cv2.VideoCapture(source)
+      if not capture.isOpened():
+        raise ValueError(f"{item}: cannot open video or camera")
+      fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+      for index in range(max_frames):
+        ok, frame = capture.read()
+        if not ok:
+          break
+        yield f"frame_{index:05d}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), True, fps
+      capture.release()
+    elif os.path.isdir(item):
+      paths = sorted(p for p in glob.glob(os.path.join(item, "*"))
+                     if p.lower().endswith(IMAGE_EXTENSIONS))
+      if not paths:
+        raise ValueError(f"{item}: no images in this folder")
+      for path in paths:
+        yield os.path.splitext(os.path.basename(path))[0], read_image(path), False, 0.0
+    else:
+      yield os.path.splitext(os.path.basename(item))[0], read_image(item), False, 0.0
+
+
+def main(argv):
+  del argv
+  from hand_tf.data.records import write_json
+  from mobile_demo.pipeline import HandPipeline
+  detector = None
+  if DETECTOR.value == "mediapipe" and not BOX.value:
+    from hand_tf.data.mediapipe_detector import MediaPipeHandDetector
+    detector = MediaPipeHandDetector(num_threads=NUM_THREADS.value)
+  box = None
+  if BOX.value:
+    x0, y0, side = (float(v) for v in BOX.value)
+    box = np.array([x0, y0, side, side], np.float32)
+  pipeline = HandPipeline(MODEL.value, NUM_THREADS.value, detector, box, FOCAL.value)
+  os.makedirs(OUT.value, exist_ok=True)
+  writer, video_path, rows = None, os.path.join(OUT.value, "annotated.mp4"), []
+  for name, frame, is_video, fps in _frames(INPUT.value, MAX_FRAMES.value):
+    _, annotated, timings = pipeline.process(frame)
+    rows.append(timings)
+    bgr = cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR)
+    if is_video:
+      if writer is None:
+        writer = cv2.VideoWriter(video_path + ".partial.mp4", cv2.VideoWriter_fourcc(*"mp4v"),
+                                 fps, (frame.shape[1], frame.shape[0]))
+      writer.write(bgr)
+    else:
+      cv2.imwrite(os.path.join(OUT.value, f"{name}_mesh.png"), bgr)
+    print(f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()), flush=True)
+  if writer is not None:
+    writer.release()
+    os.replace(video_path + ".partial.mp4", video_path)
+  if not rows:
+    print("no frames", file=sys.stderr)
+    sys.exit(1)
+  summary = {k: float(np.median([r[k] for r in rows if k in r]))
+             for k in rows[0]}
+  summary["fps"] = 1000.0 / summary["total_ms"]
+  summary["frames"] = len(rows)
+  summary["num_threads"] = NUM_THREADS.value
+  write_json(os.path.join(OUT.value, "timings.json"), summary)
+  print(f"{len(rows)} frames, median {summary['total_ms']:.1f} ms/frame "
+        f"({summary['fps']:.1f} FPS; model+crop {summary['crop_infer_ms']:.1f} ms)")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,71 @@
+"""Per-frame hand reconstruction as an app would run it: detect, crop, infer, draw.
+
+Runs the exported `.tflite` with ai-edge-litert's Interpreter (the LiteRT runtime that
+Android ships, with the XNNPACK CPU delegate it applies by default).  The hand is found
+by MediaPipe's palm detector + landmark model (`hand_tf.data.mediapipe_detector`) or
+given as a fixed box; when detection fails on a frame the previous frame's box is kept,
+as MediaPipe's tracker does.
+"""
+
+import time
+from typing import Dict, Optional
+
+import numpy as np
+
+from hand_tf import reconstruct
+from hand_tf.predictors import TFLitePredictor
+from hand_tf.serving import default_intrinsics
+
+
+class HandPipeline:
+  """detect -> crop -> LiteRT -> overlay, with per-stage timings in milliseconds."""
+
+  def __init__(self, model_path: str, num_threads: int = 2, detector=None,
+               box: Optional[np.ndarray] = None, focal: Optional[float] = None):
+    """Args:
+      model_path: exported `.tflite` (with `hand_mesh.json` beside it).
+      num_threads: LiteRT CPU threads.
+      detector: object with `detect(image) -> (keypoints [21, 2], confidence [21])`, or
+        None to use `box` (or the whole frame).
+      box: fixed square crop (x0, y0, side, side) in frame pixels.
+      focal: focal length in pixels (default 2.5 x the longer frame side).
+    """
+    self.predictor = TFLitePredictor(model_path, num_threads)
+    self.faces = self.predictor.faces
+    self.detector = detector
+    self.fixed_box = None if box is None else np.asarray(box, np.float32)
+    self.focal = focal
+    self._last_box = None
+
+  def _box(self, frame, timings):
+    if self.fixed_box is not None:
+      return self.fixed_box
+    if self.detector is not None:
+      start = time.perf_counter()
+      box = reconstruct.box_from_keypoints(*self.detector.detect(frame))
+      timings["detect_ms"] = 1000 * (time.perf_counter() - start)
+      if box is not None:
+        self._last_box = box
+    if self._last_box is not None:
+      return self._last_box
+    return reconstruct.whole_image_box(*frame.shape[:2])
+
+  def process(self, frame: np.ndarray, draw: bool = True):
+    """frame: `[H, W, 3]` uint8 RGB -> (HandResult, annotated frame or None, timings)."""
+    timings: Dict[str, float] = {}
+    start = time.perf_counter()
+    box = self._box(frame, timings)
+    height, width = frame.shape[:2]
+    k = default_intrinsics(height, width)
+    if self.focal:
+      k[0, 0] = k[1, 1] = self.focal
+    infer_start = time.perf_counter()
+    result = reconstruct.reconstruct(self.predictor, frame, box, k, self.faces)
+    timings["crop_infer_ms"] = 1000 * (time.perf_counter() - infer_start)
+    annotated = None
+    if draw:
+      draw_start = time.perf_counter()
+      annotated = reconstruct.draw_overlay(frame, result, self.faces)
+      timings["draw_ms"] = 1000 * (time.perf_counter() - draw_start)
+    timings["total_ms"] = 1000 * (time.perf_counter() - start)
+    return result, annotated, timings

@@ -1,0 +1,198 @@
+"""Export (SavedModel, TFLite fp32/fp16/int8, ONNX), predictors, predict CLI, mobile_demo
+and the evaluate CLI, on one small (64 px) network exported once for the module."""
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from hand_tf.model.s2hand import ModelConfig
+
+SIZE = 64
+SMALL = ModelConfig(image_size=SIZE, hourglass_features=16, hourglass_stacks=1,
+                    hourglass_modules=1)
+FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx")
+ARTEFACTS = {"saved_model": "saved_model", "tflite_fp32": "s2hand_fp32.tflite",
+             "tflite_fp16": "s2hand_fp16.tflite", "tflite_int8": "s2hand_int8.tflite",
+             "onnx": "s2hand.onnx"}
+
+
+def _cli(module, *args, timeout=600):
+  result = subprocess.run([sys.executable, "-m", module, *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+  return result
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  """(checkpoint dir, export dir, synthetic dataset root) with every format exported."""
+  from hand_tf.data.synthetic_data import synthesize
+  from hand_tf.training.trainer import Trainer, TrainerConfig
+  root = tmp_path_factory.mktemp("export")
+  checkpoint = root / "run"
+  trainer = Trainer(TrainerConfig(out_dir=str(checkpoint), model=SMALL))
+  # Non-trivial batch-norm statistics, so that a wrong `training` flag would show.
+  for variable in trainer.training_model.non_trainable_variables:
+    if "moving_variance" in variable.path:
+      variable.assign(np.full(variable.shape, 2.0, np.float32))
+  trainer.save()
+  data = root / "data"
+  synthesize(str(data), 6, image_size=SIZE, seed=5, batch_size=6, progress=False)
+  out = root / "exported"
+  result = _cli("export", "--checkpoint", checkpoint, "--out", out, "--num_calibration", 8,
+                "--formats", "saved_model,tflite,onnx")
+  assert result.returncode == 0, result.stderr[-3000:]
+  return checkpoint, out, data
+
+
+def _inputs(data, count=3):
+  from hand_tf.data.freihand import read_freihand
+  from hand_tf.reconstruct import read_image
+  records = read_freihand(str(data), image_size=SIZE, source_size=SIZE)
+  images = np.stack([read_image(p) for p in records.image_paths[:count]])
+  return images, records.intrinsics[:count]
+
+
+def test_export_writes_every_format_within_its_parity_tolerance(exported):
+  _, out, _ = exported
+  parity = json.loads((out / "parity.json").read_text())
+  assert sorted(parity) == sorted(FORMATS)
+  for kind, row in parity.items():
+    assert os.path.exists(out / ARTEFACTS[kind]), kind
+    assert row["max_vertex_mm"] <= row["tolerance_mm"], (kind, row)
+  assert parity["saved_model"]["max_vertex_mm"] < 0.01
+  assert parity["tflite_fp32"]["max_vertex_mm"] < 0.1
+  # int8 halves the file of fp16 at least once more; fp16 about halves fp32.
+  sizes = {k: parity[k]["bytes"] for k in FORMATS}
+  assert sizes["tflite_int8"] < sizes["tflite_fp16"] < 0.6 * sizes["tflite_fp32"]
+  mesh = json.loads((out / "hand_mesh.json").read_text())
+  assert np.asarray(mesh["faces"]).shape == (1538, 3)
+  assert len(mesh["keypoint_names"]) == 21 and mesh["input_size"] == SIZE
+  assert os.path.isfile(out / "saved_model" / "1" / "saved_model.pb")
+  assert not [n for n in os.listdir(out) if n.startswith(".export-")]  # no leftovers
+
+
+def test_every_runtime_matches_the_checkpoint_on_new_images(exported):
+  from hand_tf.predictors import load_predictor
+  checkpoint, out, data = exported
+  images, k = _inputs(data)
+  reference = load_predictor(str(checkpoint)).predict(images, k)
+  assert reference["vertices"].shape == (3, 778, 3)
+  assert reference["camera"].shape == (3, 7) and reference["lighting"].shape == (3, 11)
+  assert np.all((reference["texture"] >= 0) & (reference["texture"] <= 1))
+  for kind, tolerance_mm in (("saved_model", 0.01), ("tflite_fp32", 0.1), ("onnx", 0.1),
+                             ("tflite_fp16", 5.0), ("tflite_int8", 60.0)):
+    predictor = load_predictor(str(out / ARTEFACTS[kind]))
+    assert predictor.input_size == SIZE and predictor.faces.shape == (1538, 3)
+    got = predictor.predict(images, k)
+    assert set(got) == set(reference), kind
+    error_mm = np.abs(got["vertices"] - reference["vertices"]).max() * 1000
+    assert error_mm <= tolerance_mm, (kind, error_mm)
+
+
+def test_saved_model_serving_default_resizes_and_uses_the_default_camera(exported):
+  import tensorflow as tf
+
+  from hand_tf.serving import default_intrinsics
+  _, out, data = exported
+  images, _ = _inputs(data, 2)
+  loaded = tf.saved_model.load(str(out / "saved_model" / "1"))
+  assert set(loaded.signatures) >= {"serving_default", "serve_with_intrinsics"}
+  big = np.stack([cv2.resize(i, (2 * SIZE, 2 * SIZE), interpolation=cv2.INTER_NEAREST)
+                  for i in images])
+  default = loaded.signatures["serving_default"](images=tf.constant(big))
+  k_big = np.stack([default_intrinsics(2 * SIZE, 2 * SIZE)] * 2)
+  explicit = loaded.signatures["serve_with_intrinsics"](images=tf.constant(big),
+                                                        intrinsics=tf.constant(k_big))
+  np.testing.assert_allclose(default["vertices"], explicit["vertices"], atol=1e-6)
+  # Nearest-neighbour upsampling by 2 then antialiased downsampling by 2 gives the same
+  # pixels back, so the mesh is the one of the small images with K scaled to them.
+  small = loaded.signatures["serve_with_intrinsics"](
+      images=tf.constant(images), intrinsics=tf.constant(np.stack([
+          default_intrinsics(SIZE, SIZE)] * 2)))
+  np.testing.assert_allclose(small["vertices"], explicit["vertices"], atol=1e-4)
+  # 2D joints come back in the pixels of the image given.
+  np.testing.assert_allclose(explicit["joints2d"], 2 * small["joints2d"].numpy(), atol=1e-2)
+
+
+def test_bad_model_files_are_refused_with_the_file_named(exported, tmp_path):
+  from hand_tf.predictors import ModelFileError, load_checkpoint_model, load_predictor
+  checkpoint, out, _ = exported
+  bad = tmp_path / "broken.tflite"
+  bad.write_bytes(b"not a flatbuffer")
+  (tmp_path / "hand_mesh.json").write_text("{}")
+  with pytest.raises(ModelFileError, match="broken.tflite"):
+    load_predictor(str(bad))
+  with pytest.raises(ModelFileError, match="no checkpoint"):
+    load_predictor(str(tmp_path))
+  other = ModelConfig(image_size=SIZE, hourglass_features=32, hourglass_stacks=1,
+                      hourglass_modules=1)
+  with pytest.raises(ModelFileError, match="does not match"):
+    load_checkpoint_model(str(checkpoint), other)
+  result = _cli("export", "--checkpoint", tmp_path / "missing", "--out", tmp_path / "x")
+  assert result.returncode != 0 and "missing" in result.stderr
+
+
+def test_predict_cli_writes_meshes_joints_and_overlays(exported, tmp_path):
+  from hand_tf import mesh_io
+  from hand_tf.reconstruct import read_image
+  _, out, data = exported
+  image_path = sorted((data / "training" / "rgb").iterdir())[0]
+  # A larger frame with the hand somewhere in it: the crop box brings it back.
+  frame = np.zeros((200, 300, 3), np.uint8)
+  frame[40:40 + 2 * SIZE, 100:100 + 2 * SIZE] = cv2.resize(
+      read_image(str(image_path)), (2 * SIZE, 2 * SIZE))
+  frame_path = tmp_path / "frame.png"
+  cv2.imwrite(str(frame_path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+  for model in (out / "s2hand_fp32.tflite", out / "saved_model"):
+    result = _cli("hand_tf.predict", frame_path, "--model", model, "--out", tmp_path / "pred",
+                  "--box", "100,40,128", "--focal", 320)
+    assert result.returncode == 0, result.stderr[-3000:]
+    vertices, faces = mesh_io.read_obj(str(tmp_path / "pred" / "frame.obj"))[:2]
+    assert vertices.shape == (778, 3) and faces.shape == (1538, 3)
+    assert (tmp_path / "pred" / "frame.ply").read_bytes().startswith(b"ply")
+    joints = json.loads((tmp_path / "pred" / "frame_joints.json").read_text())
+    j3d, j2d = np.asarray(joints["joints3d_m_camera_frame"]), np.asarray(joints["joints2d_px"])
+    k = np.asarray(joints["intrinsics"])
+    assert k[0, 0] == 320 and j3d.shape == (21, 3)
+    uvw = j3d @ k.T
+    np.testing.assert_allclose(j2d, uvw[:, :2] / uvw[:, 2:], atol=1e-2)
+    overlay = cv2.imread(str(tmp_path / "pred" / "frame_overlay.png"))
+    assert overlay.shape == frame.shape and np.any(overlay != frame[..., ::-1])
+  result = _cli("hand_tf.predict", tmp_path / "nope.png", "--model", out / "s2hand.onnx",
+                "--out", tmp_path / "pred")
+  assert result.returncode != 0 and "nope.png: image not found" in result.stderr
+
+
+def test_mobile_demo_runs_the_tflite_on_images_and_reports_fps(exported, tmp_path):
+  _, out, data = exported
+  result = _cli("mobile_demo", "--model", out / "s2hand_int8.tflite", "--input",
+                data / "training" / "rgb", "--out", tmp_path / "demo", "--detector", "none")
+  assert result.returncode == 0, result.stderr[-3000:]
+  written = sorted(os.listdir(tmp_path / "demo"))
+  assert len([n for n in written if n.endswith("_mesh.png")]) == 6
+  timings = json.loads((tmp_path / "demo" / "timings.json").read_text())
+  assert timings["frames"] == 6 and timings["fps"] > 0
+  assert "FPS" in result.stdout
+
+
+def test_evaluate_cli_reports_freihand_metrics_and_pred_json(exported, tmp_path):
+  _, out, data = exported
+  result = _cli("hand_tf.evaluate", "--model", out / "s2hand.onnx", "--data_dir", data,
+                "--split", "training", "--source_size", SIZE, "--out", tmp_path / "eval")
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+  assert report["count"] == 6
+  for key in ("pa_mpjpe", "auc_pa_mpjpe", "pa_mpvpe", "f5", "f15", "mpjpe", "mpjpe_2d_px"):
+    assert np.isfinite(report["metrics"][key]), key
+  # Procrustes alignment can only lower the error.
+  assert report["metrics"]["pa_mpjpe"] < report["metrics"]["mpjpe"]
+  xyz, verts = json.loads((tmp_path / "eval" / "pred.json").read_text())
+  assert np.asarray(xyz).shape == (6, 21, 3) and np.asarray(verts).shape == (6, 778, 3)
+  assert cv2.imread(str(tmp_path / "eval" / "pck.png")) is not None
+  assert "PA-MPJPE" in result.stdout
