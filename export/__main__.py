@@ -10,9 +10,7 @@ a failed check exits non-zero and names the artefact (see DIR/parity.json).
 """
 
 import sys
-import tempfile
 
-import numpy as np
 from absl import app, flags
 
 CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or run folder.",
@@ -36,30 +34,9 @@ def expand_formats(names):
   return list(dict.fromkeys(out))
 
 
-def calibration_set(image_size, count, root=None, mano_model_path=None):
-  """`[M, S, S, 3]` uint8 images and `[M, 3, 3]` K (synthetic unless `root` is given)."""
-  from hand_tf.data.crops import crop_image
-  from hand_tf.data.freihand import read_freihand
-  from hand_tf.data.synthetic_data import synthesize
-  from hand_tf.reconstruct import read_image
-  with tempfile.TemporaryDirectory(prefix="export_calibration_") as tmp:
-    if root is None:
-      root = tmp
-      synthesize(root, count, image_size=image_size, seed=12345, progress=True,
-                 mano_model_path=mano_model_path)
-      records = read_freihand(root, image_size=image_size, source_size=image_size)
-    else:
-      records = read_freihand(root, image_size=image_size)
-    records = records.subset(np.arange(min(count, len(records))))
-    images = []
-    for path, box in zip(records.image_paths, records.crop_boxes):
-      images.append(crop_image(read_image(path), box, image_size))
-  return np.stack(images), records.intrinsics
-
-
 def main(argv):
   del argv
-  from export.exporter import ParityError, export_model
+  from export.exporter import ParityError, calibration_set, export_model
   from hand_tf.predictors import load_checkpoint_model
   config, model = load_checkpoint_model(CHECKPOINT.value)
   formats = expand_formats(FORMATS.value)

@@ -75,7 +75,12 @@ def _tflite(source_dir: str, kind: str, calibration: np.ndarray,
 
 def _write_onnx(function, path: str) -> None:
   """tf.function -> ONNX with inputs and outputs named as the signature's."""
+  import logging
+
   import tf2onnx
+  # tf2onnx logs a traceback when one of its optional graph rewrites does not apply (its
+  # einsum rewrite cannot read '...'); the conversion is unaffected and parity-checked.
+  logging.getLogger("tf2onnx.optimizer").setLevel(logging.ERROR)
   from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
   concrete = function.get_concrete_function()
   # Freezing turns both the weights and the captured MANO arrays into constants;
@@ -191,3 +196,24 @@ def export_model(model, image_size: int, out_dir: str, formats: Sequence[str],
   if failures:
     raise ParityError(f"{failures}: beyond parity tolerance; see {out_dir}/parity.json")
   return report
+
+
+def calibration_set(image_size, count, root=None, mano_model_path=None):
+  """`[M, S, S, 3]` uint8 images and `[M, 3, 3]` K (synthetic unless `root` is given)."""
+  from hand_tf.data.crops import crop_image
+  from hand_tf.data.freihand import read_freihand
+  from hand_tf.data.synthetic_data import synthesize
+  from hand_tf.reconstruct import read_image
+  with tempfile.TemporaryDirectory(prefix="export_calibration_") as tmp:
+    if root is None:
+      root = tmp
+      synthesize(root, count, image_size=image_size, seed=12345, progress=True,
+                 mano_model_path=mano_model_path)
+      records = read_freihand(root, image_size=image_size, source_size=image_size)
+    else:
+      records = read_freihand(root, image_size=image_size)
+    records = records.subset(np.arange(min(count, len(records))))
+    images = []
+    for path, box in zip(records.image_paths, records.crop_boxes):
+      images.append(crop_image(read_image(path), box, image_size))
+  return np.stack(images), records.intrinsics

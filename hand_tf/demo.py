@@ -1,12 +1,16 @@
-"""`make demo`: the main job on the embedded default (the synthetic hand).
+"""`make demo`: the main job on the embedded default (the synthetic hand), end to end.
 
-So far it runs the stages that exist:
 1. builds the synthetic MANO-format hand, writes it to disk, poses it in natural poses
    through `ManoLayer`, and writes a contact sheet (PNG) and one mesh per pose (.obj);
 2. renders a small synthetic dataset in FreiHAND's layout with the differentiable
    renderer, simulates detector keypoints, and runs MediaPipe's detector on it (when
-   `make models` has extracted the models); writes a contact sheet of both and their
-   error statistics.
+   `make models` has extracted the models); writes a contact sheet and statistics;
+3. the main job (`hand_tf.demo_job`): renders a training and a held-out set, trains
+   briefly from the simulated detections alone (self-supervised: no 3D labels), evaluates
+   on the held-out set with the FreiHAND protocol, exports SavedModel / TFLite / ONNX with
+   parity checks, runs `mobile_demo` on the held-out images with the .tflite, and writes
+   `report/` (metrics.json, pck.png, overlays, summary.md).
+Each step prints the command a user would run for it.
 """
 
 import json
@@ -21,6 +25,12 @@ OUT = flags.DEFINE_string("out", "demo_out", "Output folder.")
 NUM_POSES = flags.DEFINE_integer("num_poses", 8, "How many random poses to show.")
 NUM_IMAGES = flags.DEFINE_integer("num_images", 16, "Synthetic images to generate.")
 SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
+TRAIN_IMAGES = flags.DEFINE_integer("train_images", 320, "Synthetic training images.")
+TEST_IMAGES = flags.DEFINE_integer("test_images", 48, "Held-out synthetic images.")
+IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Model input size of the demo network.")
+EPOCHS = flags.DEFINE_integer("epochs", 5, "Training epochs of the demo (stage 3d).")
+BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Training batch size.")
+ONLY_MAIN_JOB = flags.DEFINE_bool("only_main_job", False, "Skip steps 1-2.")
 MANO_MODEL_PATH = flags.DEFINE_string(
     "mano_model_path", None,
     "MANO_RIGHT.pkl (or a folder holding it); default: the built-in synthetic hand.")
@@ -32,15 +42,26 @@ def _log(message):
 
 def main(argv):
   del argv
-  import tensorflow as tf
+  out = OUT.value
+  os.makedirs(out, exist_ok=True)
+  started = time.time()
+  if not ONLY_MAIN_JOB.value:
+    _hand_stage(out)
+    _data_stage(out, NUM_IMAGES.value, SEED.value, MANO_MODEL_PATH.value)
+  from hand_tf import demo_job
+  demo_job.run(out, demo_job.JobConfig(
+      train_images=TRAIN_IMAGES.value, test_images=TEST_IMAGES.value,
+      image_size=IMAGE_SIZE.value, epochs=EPOCHS.value, batch_size=BATCH_SIZE.value,
+      seed=SEED.value, mano_model_path=MANO_MODEL_PATH.value), _log)
+  _log(f"done in {(time.time() - started) / 60:.1f} min; see {out}/report/summary.md")
 
+
+def _hand_stage(out):
+  """The synthetic hand, posed: contact sheet, meshes and joints."""
   from hand_tf import mesh_io, visualize
   from mano_tf import pose_sampling
   from mano_tf.layer import ManoLayer, get_mano_model
   from mano_tf.model_file import save_mano_model
-
-  out = OUT.value
-  os.makedirs(out, exist_ok=True)
   model = get_mano_model(MANO_MODEL_PATH.value)
   if MANO_MODEL_PATH.value is None:
     save_mano_model(model, os.path.join(out, "SYNTH_MANO_RIGHT.pkl"))
@@ -83,8 +104,6 @@ def main(argv):
     json.dump({"units": "meters", "order": "FreiHAND/OpenPose 21 keypoints",
                "joints3d": joints.round(6).tolist()}, f)
   _log(f"wrote {out}/posed_hands.png, {num} .obj meshes and joints.json")
-  _data_stage(out, NUM_IMAGES.value, SEED.value, MANO_MODEL_PATH.value)
-  del tf
 
 
 def _data_stage(out, num_images, seed, mano_model_path):

@@ -110,7 +110,10 @@ def draw_overlay(image: np.ndarray, result: HandResult, faces: np.ndarray,
   """Shaded mesh (predicted colours or skin tone), keypoints and the crop box."""
   canvas = visualize.draw_mesh(image, result.vertices, faces, result.intrinsics,
                                result.vertex_colors if textured else None, alpha=alpha)
-  canvas = visualize.draw_keypoints(canvas, result.joints2d)
+  # Keypoints sized to the image, so that small crops still show the mesh under them.
+  radius = max(1, round(min(image.shape[:2]) / 80))
+  canvas = visualize.draw_keypoints(canvas, result.joints2d, radius=radius,
+                                    thickness=max(1, radius // 2))
   x0, y0, side = (float(v) for v in result.box[:3])
   cv2.rectangle(canvas, (int(round(x0)), int(round(y0))),
                 (int(round(x0 + side)), int(round(y0 + side))), (255, 255, 0), 1)

@@ -1,0 +1,124 @@
+"""Batch-1 inference latency and model size in every runtime we ship.
+
+  python benchmarks/inference.py [--checkpoint RUN] [--image_size 224] [--runs 30]
+      [--threads 2]
+
+Exports the network (a checkpoint, or fresh random weights: latency does not depend on
+the weights) to SavedModel, TFLite fp32/fp16/int8 and ONNX, then times one uint8 image
+[1, S, S, 3] (+ K) through: the Keras model called eagerly, the same under tf.function,
+the SavedModel signature, LiteRT (ai-edge-litert, XNNPACK) per TFLite file, and ONNX
+Runtime; median of --runs after warm-up, --threads CPU threads everywhere.  Also times
+the bare EfficientNet-B0 backbone in TFLite (to show what the MANO layer, heads and
+projection add) and MediaPipe's hand landmark models (full and lite) on LiteRT as the
+on-device reference: they output 21 keypoints, ours the whole mesh, texture and camera.
+"""
+
+import os
+import tempfile
+import time
+
+import numpy as np
+from absl import app, flags
+
+CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Checkpoint; default random weights.")
+IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "Input size (random-weight model).")
+RUNS = flags.DEFINE_integer("runs", 30, "Timed runs (median).")
+THREADS = flags.DEFINE_integer("threads", 2, "CPU threads for every runtime.")
+
+
+def _median_ms(fn, runs):
+  for _ in range(3):
+    fn()
+  times = []
+  for _ in range(runs):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return 1000 * float(np.median(times))
+
+
+def _tflite_ms(path, runs, threads):
+  from ai_edge_litert.interpreter import Interpreter
+  interpreter = Interpreter(model_path=path, num_threads=threads)
+  interpreter.allocate_tensors()
+  for detail in interpreter.get_input_details():
+    interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+  return _median_ms(interpreter.invoke, runs)
+
+
+def _backbone_tflite(size, directory):
+  import keras
+  import tensorflow as tf
+  backbone = keras.applications.EfficientNetB0(include_top=False, weights=None,
+                                               input_shape=(size, size, 3), pooling="avg")
+  path = os.path.join(directory, "efficientnet_b0.tflite")
+  with open(path, "wb") as f:
+    f.write(tf.lite.TFLiteConverter.from_keras_model(backbone).convert())
+  return path
+
+
+def main(argv):
+  del argv
+  import tensorflow as tf
+  tf.config.threading.set_intra_op_parallelism_threads(THREADS.value)
+  tf.config.threading.set_inter_op_parallelism_threads(THREADS.value)
+  from export.exporter import ARTEFACT, calibration_set, export_model
+  from hand_tf.data.mediapipe_detector import ModelsMissingError, models_dir
+  from hand_tf.model.s2hand import ModelConfig, build_models
+  from hand_tf.predictors import load_checkpoint_model, load_predictor
+  from hand_tf.serving import InferenceModule
+
+  if CHECKPOINT.value:
+    config, model = load_checkpoint_model(CHECKPOINT.value)
+  else:
+    config = ModelConfig(image_size=IMAGE_SIZE.value)
+    model = build_models(config)[0]
+  size = config.image_size
+  directory = tempfile.mkdtemp(prefix="inference_bench_")
+  images, intrinsics = calibration_set(size, 16, mano_model_path=config.mano_model_path)
+  report = export_model(model, size, directory, list(ARTEFACT), images, intrinsics,
+                        log=lambda m: None)
+  image, k = images[:1], intrinsics[:1]
+  rows = []
+  keras_inputs = [tf.constant(image, tf.float32) / 255.0, tf.constant(k)]
+  rows.append(("Keras, eager", _median_ms(lambda: model(keras_inputs, training=False),
+                                          RUNS.value), None))
+  serve = InferenceModule(model, size).functions(1, size, size)[1]
+  rows.append(("tf.function", _median_ms(lambda: serve(image, k), RUNS.value), None))
+  saved = load_predictor(os.path.join(directory, "saved_model"))
+  rows.append(("SavedModel", _median_ms(lambda: saved.predict(image, k), RUNS.value),
+               report["saved_model"]["bytes"]))
+  for kind in ("tflite_fp32", "tflite_fp16", "tflite_int8"):
+    rows.append((f"LiteRT {kind[7:]}", _tflite_ms(os.path.join(directory, ARTEFACT[kind]),
+                                                  RUNS.value, THREADS.value),
+                 report[kind]["bytes"]))
+  onnx = load_predictor(os.path.join(directory, ARTEFACT["onnx"]), THREADS.value)
+  rows.append(("ONNX Runtime", _median_ms(lambda: onnx.predict(image, k), RUNS.value),
+               report["onnx"]["bytes"]))
+  backbone = _backbone_tflite(size, directory)
+  backbone_ms = _tflite_ms(backbone, RUNS.value, THREADS.value)
+  rows.append(("LiteRT fp32, EfficientNet-B0 alone", backbone_ms, os.path.getsize(backbone)))
+  try:
+    for variant in ("full", "lite"):
+      path = os.path.join(models_dir(), f"hand_landmark_{variant}.tflite")
+      if not os.path.isfile(path):
+        raise ModelsMissingError(path)
+      rows.append((f"MediaPipe hand landmark {variant} (21 keypoints)",
+                   _tflite_ms(path, RUNS.value, THREADS.value), os.path.getsize(path)))
+  except ModelsMissingError as e:
+    print(f"MediaPipe models not found ({e}); run `make models`")
+
+  print(f"\nbatch 1, {size} px, {THREADS.value} threads, median of {RUNS.value} runs")
+  print(f"{'runtime':48s} {'ms':>8s} {'MB':>7s}")
+  for name, ms, size_bytes in rows:
+    mb = f"{size_bytes / 1e6:7.1f}" if size_bytes else "      -"
+    print(f"{name:48s} {ms:8.1f} {mb}")
+  fp32_ms = dict((r[0], r[1]) for r in rows)["LiteRT fp32"]
+  print(f"full inference graph / bare backbone (LiteRT fp32): {fp32_ms / backbone_ms:.2f}x "
+        f"time, {report['tflite_fp32']['bytes'] / os.path.getsize(backbone):.2f}x size")
+  print("parity (max vertex difference to Keras, mm): " + ", ".join(
+      f"{k} {v['max_vertex_mm']:.3f}" for k, v in report.items()))
+
+
+if __name__ == "__main__":
+  app.run(main)
