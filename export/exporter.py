@@ -38,6 +38,10 @@ ARTEFACT = {"saved_model": "saved_model", "tflite_fp32": "s2hand_fp32.tflite",
             "onnx": "s2hand.onnx"}
 
 
+# Ops the int8 model keeps in float (see `_tflite`).
+FLOAT_OPS_IN_INT8 = ("DIV", "SQRT", "RSQRT")
+
+
 class ParityError(RuntimeError):
   pass
 
@@ -70,6 +74,13 @@ def _tflite(source_dir: str, kind: str, calibration: np.ndarray,
     # float kernels (int8 sines of axis-angles would cost centimetres).
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                            tf.lite.OpsSet.TFLITE_BUILTINS]
+    # Divisions stay float: an int8 divisor quantised to zero (Rodrigues' small angles)
+    # makes LiteRT's int8 DIV kernel fail at run time.  TF's selective quantisation.
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=representative,
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_ops=list(FLOAT_OPS_IN_INT8)))
+    return debugger.get_nondebug_quantized_model()
   return converter.convert()
 
 
