@@ -25,10 +25,13 @@ OUT = flags.DEFINE_string("out", "demo_out", "Output folder.")
 NUM_POSES = flags.DEFINE_integer("num_poses", 8, "How many random poses to show.")
 NUM_IMAGES = flags.DEFINE_integer("num_images", 16, "Synthetic images to generate.")
 SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
-TRAIN_IMAGES = flags.DEFINE_integer("train_images", 320, "Synthetic training images.")
-TEST_IMAGES = flags.DEFINE_integer("test_images", 48, "Held-out synthetic images.")
+TRAIN_IMAGES = flags.DEFINE_integer("train_images", 640, "Synthetic training images.")
+TEST_IMAGES = flags.DEFINE_integer("test_images", 64, "Held-out synthetic images.")
 IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Model input size of the demo network.")
-EPOCHS = flags.DEFINE_integer("epochs", 5, "Training epochs of the demo (stage 3d).")
+EPOCHS = flags.DEFINE_integer("epochs", 8, "Training epochs of the demo (stage 3d).")
+MAX_ROTATION = flags.DEFINE_float(
+    "max_rotation_deg", 45.0, "Demo hands within this angle of the canonical view "
+    "(negative: any rotation).")
 BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Training batch size.")
 ONLY_MAIN_JOB = flags.DEFINE_bool("only_main_job", False, "Skip steps 1-2.")
 MANO_MODEL_PATH = flags.DEFINE_string(
@@ -52,7 +55,8 @@ def main(argv):
   demo_job.run(out, demo_job.JobConfig(
       train_images=TRAIN_IMAGES.value, test_images=TEST_IMAGES.value,
       image_size=IMAGE_SIZE.value, epochs=EPOCHS.value, batch_size=BATCH_SIZE.value,
-      seed=SEED.value, mano_model_path=MANO_MODEL_PATH.value), _log)
+      seed=SEED.value, mano_model_path=MANO_MODEL_PATH.value,
+      max_rotation_deg=MAX_ROTATION.value if MAX_ROTATION.value >= 0 else None), _log)
   _log(f"done in {(time.time() - started) / 60:.1f} min; see {out}/report/summary.md")
 
 

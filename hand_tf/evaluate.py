@@ -14,7 +14,8 @@ MODEL = flags.DEFINE_string("model", None, "Model to evaluate (any exported form
                             required=True)
 DATA_DIR = flags.DEFINE_string("data_dir", None, "FreiHAND-layout folder.", required=True)
 SPLIT = flags.DEFINE_enum("split", "evaluation", ["training", "evaluation"], "Split.")
-SOURCE_SIZE = flags.DEFINE_integer("source_size", 224, "Side of the stored images.")
+SOURCE_SIZE = flags.DEFINE_integer("source_size", None,
+                                   "Side of the stored images (default: read from them).")
 LIMIT = flags.DEFINE_integer("limit", None, "Evaluate only the first N samples.")
 OUT = flags.DEFINE_string("out", "evaluation", "Report folder.")
 BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Images per predictor call.")

@@ -26,6 +26,7 @@ from hand_tf.model.s2hand import ModelConfig
 from hand_tf.training import loop
 from hand_tf.training.objective import MODES, STAGES
 from hand_tf.training.trainer import Trainer, TrainerConfig
+from mano_tf import constants
 
 DATA_KIND = flags.DEFINE_enum("data_kind", "freihand", ["freihand", "ho3d", "folder"],
                               "Dataset reader.")
@@ -39,6 +40,9 @@ EPOCHS = flags.DEFINE_integer("epochs", None,
                               "the total, shared 90:90:60.")
 BATCH = flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 LR = flags.DEFINE_float("learning_rate", 1e-3, "Initial learning rate (Adam).")
+SCALE_TARGET = flags.DEFINE_float(
+    "scale_target_m", None, "Scale prior: typical middle-finger MCP-PIP bone length of the "
+    "data's hands, meters (default: the paper's FreiHAND value, 0.0282).")
 DECAY_EVERY = flags.DEFINE_integer("decay_every", None,
                                    "Epochs between learning-rate drops (default: the paper's).")
 DECAY_FACTOR = flags.DEFINE_float("decay_factor", None, "Learning-rate drop factor.")
@@ -120,7 +124,8 @@ def main(argv):
         appearance=not NO_APPEARANCE.value, disabled_terms=tuple(DISABLE.value),
         learning_rate=LR.value, steps_per_epoch=len(records) // BATCH.value,
         decay_every_epochs=plan.decay_every, decay_factor=plan.decay_factor,
-        keep_checkpoints=KEEP.value)
+        keep_checkpoints=KEEP.value,
+        scale_target_m=SCALE_TARGET.value or constants.SCALE_BONE_TARGET_M)
     trainer = Trainer(config, strategy)
     restored = trainer.restore()
     if not restored and previous:

@@ -330,3 +330,28 @@ def test_skipping_batches_resumes_the_same_order_and_augmentation(synthetic_data
   for a, b in zip(full[2:], resumed):
     np.testing.assert_array_equal(a["index"].numpy(), b["index"].numpy())
     np.testing.assert_allclose(a["image"].numpy(), b["image"].numpy(), atol=1e-6)
+
+
+def test_rotation_range_keeps_hands_near_the_canonical_view():
+  from scipy.spatial.transform import Rotation
+
+  from hand_tf.data import synthetic_data
+  from mano_tf import constants
+  rng = np.random.default_rng(0)
+  canonical = Rotation.from_rotvec(constants.S2HAND_ROOT_ROTATION)
+  near = [(Rotation.from_rotvec(synthetic_data._sample_rotation(rng, 30.0))  # noqa: SLF001
+           * canonical.inv()).magnitude() for _ in range(200)]
+  assert max(near) <= np.deg2rad(30.0) + 1e-9 and max(near) > np.deg2rad(20.0)
+  anywhere = [(Rotation.from_rotvec(synthetic_data._sample_rotation(rng, None))  # noqa: SLF001
+               * canonical.inv()).magnitude() for _ in range(200)]
+  assert max(anywhere) > np.deg2rad(150.0)
+
+
+def test_freihand_reader_takes_the_image_side_from_the_images(synthetic_dataset):
+  # The training CLI passes no source size: a 96 px set must not be read as 224 px crops.
+  root, _ = synthetic_dataset
+  records = read_freihand(str(root), image_size=64)
+  np.testing.assert_allclose(records.crop_boxes[0], [0, 0, 96, 96])
+  explicit = read_freihand(str(root), image_size=64, source_size=96)
+  np.testing.assert_allclose(records.keypoints, explicit.keypoints)
+  np.testing.assert_allclose(records.intrinsics, explicit.intrinsics)

@@ -148,3 +148,36 @@ def test_every_loss_reaches_the_network():
       assert norms[0] > 0.0, f"{name} sends no gradient to the encoder"
     if name in ("keypoint_branch", "consistency"):
       assert norms[1] > 0.0, f"{name} sends no gradient to the 2D branch"
+
+
+def test_2d_terms_measure_pixels_of_the_paper_crop_whatever_the_input_size():
+  from hand_tf.training.objective import Objective
+  faces = np.zeros((1, 3), np.int32)
+  others = ("scale", "shape", "skeleton", "laplacian")
+  objective = Objective(faces, stage="3d", appearance=False, disabled=others)
+  detected = _keypoints(1) / 224.0
+  predicted = _keypoints(2) / 224.0
+  confidence = tf.fill([2, 21], 0.8)
+
+  def terms(size):
+    batch = {"image": tf.zeros([2, size, size, 3]), "keypoints": detected * size,
+             "confidence": confidence, "intrinsics": tf.eye(3, batch_shape=[2])}
+    return objective({"joints2d": predicted * size}, batch)
+
+  small, paper = terms(64), terms(224)
+  # The same hand error at 64 px and at 224 px costs the same.
+  np.testing.assert_allclose(small["joint_location"], paper["joint_location"], rtol=1e-5)
+  np.testing.assert_allclose(small["bone_direction"], paper["bone_direction"], rtol=1e-5)
+  direct = losses.joint_location_loss(predicted * 224, detected * 224, confidence)
+  np.testing.assert_allclose(paper["joint_location"], direct, rtol=1e-6)
+  # The scale prior's target is the objective's, not a fixed constant.
+  joints = tf.constant(np.random.default_rng(3).normal(0, 0.03, (2, 21, 3)), tf.float32)
+  a, b = constants.SCALE_BONE
+  length = float(tf.reduce_mean(tf.norm(joints[:, a] - joints[:, b], axis=-1)))
+  per_sample = tf.norm(joints[:, a] - joints[:, b], axis=-1)
+  own = Objective(faces, stage="3d", appearance=False, disabled=("joint_location",
+                  "bone_direction", "shape", "skeleton", "laplacian"), scale_target_m=length)
+  value = own({"joints3d": joints, "joints2d": predicted}, {"image": tf.zeros([2, 8, 8, 3]),
+                                      "keypoints": detected, "confidence": confidence})
+  np.testing.assert_allclose(value["scale"], tf.reduce_mean(tf.abs(per_sample - length)),
+                             rtol=1e-5)

@@ -6,13 +6,15 @@
   <root>/training_{K,xyz,verts,mano,scale}.json   one entry per unique id
   <root>/evaluation/rgb/%08d.jpg    and evaluation_{K,scale}.json (+ _xyz/_verts: GT)
 
-All images are 224 x 224 crops, so the crop box is the whole image; if the model input
+All images are 224 x 224 crops (the synthetic sets may use other sizes; the reader takes
+the side from the first image), so the crop box is the whole image; if the model input
 has another size, K and keypoints are rescaled.
 """
 
 import os
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 
 from hand_tf.data.detections import read_detections
@@ -20,7 +22,6 @@ from hand_tf.data.records import DataError, HandRecords, as_array, load_json, pr
 from mano_tf import constants
 
 VERSIONS = ("gs", "hom", "sample", "auto")
-SOURCE_SIZE = 224
 
 
 def annotation_path(root, split, key):
@@ -29,7 +30,8 @@ def annotation_path(root, split, key):
 
 def read_freihand(root, split: str = "training", versions: Sequence[str] = ("gs",),
                   detections: Optional[str] = None, image_size: int = 224,
-                  load_vertices: bool = True, source_size: int = SOURCE_SIZE) -> HandRecords:
+                  load_vertices: bool = True,
+                  source_size: Optional[int] = None) -> HandRecords:
   """Reads a FreiHAND split as `HandRecords`.
 
   Args:
@@ -42,7 +44,8 @@ def read_freihand(root, split: str = "training", versions: Sequence[str] = ("gs"
       confidence 1 (the paper's WSL setting), which needs `<split>_xyz.json`.
     image_size: model input size.
     load_vertices: read `<split>_verts.json` when present (large for the real dataset).
-    source_size: side of the stored images.
+    source_size: side of the stored images (FreiHAND's are 224); default: read from the
+      first image, so sets rendered at other sizes are not mis-cropped.
   """
   if split not in ("training", "evaluation"):
     raise DataError(f"split must be 'training' or 'evaluation', got {split!r}")
@@ -71,6 +74,8 @@ def read_freihand(root, split: str = "training", versions: Sequence[str] = ("gs"
   for path in image_paths:
     if not os.path.isfile(path):
       raise DataError(f"{path}: image missing")
+  if source_size is None:
+    source_size = _image_side(image_paths[0])
   mask_paths = None
   if os.path.isdir(os.path.join(root, split, "mask")):
     mask_paths = [os.path.join(root, split, "mask", "%08d.jpg" % i) for i in unique]
@@ -95,3 +100,14 @@ def read_freihand(root, split: str = "training", versions: Sequence[str] = ("gs"
       confidence=confidence,
       joints3d=None if joints3d is None else joints3d[unique],
       vertices=None if vertices is None else vertices[unique], mask_paths=mask_paths)
+
+
+def _image_side(path: str) -> int:
+  """Side of a square stored image, pixels."""
+  image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+  if image is None:
+    raise DataError(f"{path}: not a readable image")
+  height, width = image.shape[:2]
+  if height != width:
+    raise DataError(f"{path}: FreiHAND images are square, this one is {width} x {height}")
+  return int(width)

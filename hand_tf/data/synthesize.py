@@ -21,6 +21,9 @@ BACKGROUNDS = flags.DEFINE_string("backgrounds", None, "Folder of background pho
 OCCLUDERS = flags.DEFINE_bool("occluders", False, "Add random occluding objects.")
 NOISE = flags.DEFINE_float("noise_level", 1.0, "Simulated detector noise (0 = exact).")
 BATCH = flags.DEFINE_integer("batch_size", 16, "Images rendered together.")
+MAX_ROTATION = flags.DEFINE_float(
+    "max_rotation_deg", None, "Global rotations within this angle of S2HAND's canonical "
+    "view (default: uniform over all rotations).")
 
 
 def main(argv):
@@ -29,7 +32,7 @@ def main(argv):
     raise app.UsageError("--out is required")
   summary = synthesize(OUT.value, NUM.value, IMAGE_SIZE.value, SEED.value, SPLIT.value,
                        MANO_MODEL_PATH.value, BACKGROUNDS.value, OCCLUDERS.value,
-                       NOISE.value, BATCH.value)
+                       NOISE.value, BATCH.value, max_rotation_deg=MAX_ROTATION.value)
   det = summary["detector"]
   print(f"wrote {summary['num']} images to {OUT.value} in {summary['seconds']} s "
         f"({summary['images_per_second']} images/s)")

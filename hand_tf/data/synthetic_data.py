@@ -3,7 +3,8 @@
 Command line: `python -m hand_tf.data.synthesize` (see that module).
 
 Each sample: the hand model in a random plausible pose (inside the skeleton prior's
-joint limits), random shape, global orientation and distance, skin-like per-vertex
+joint limits), random shape, global orientation (uniform, or within a given angle of
+S2HAND's canonical view) and distance, skin-like per-vertex
 texture and random light, rendered over a procedural (or photo) background, optionally
 with an occluder.  Written as `DIR/<split>/rgb/%08d.jpg`, `DIR/<split>/mask/%08d.jpg`,
 `DIR/<split>_{K,xyz,verts,mano,scale}.json` exactly as FreiHAND stores them, plus
@@ -38,10 +39,22 @@ from mano_tf.layer import ManoLayer
 _VISIBILITY_TOLERANCE = 0.014
 
 
-def _sample_scene(index, seed, layer_template, image_size, photo_paths):
+def _sample_rotation(rng, max_rotation_deg):
+  """Global rotation (axis-angle): uniform over SO(3), or within `max_rotation_deg` of
+  S2HAND's root rotation (the view its rotation head predicts offsets from)."""
+  if max_rotation_deg is None:
+    return Rotation.random(random_state=rng.integers(2 ** 31)).as_rotvec()
+  axis = rng.normal(size=3)
+  angle = np.deg2rad(rng.uniform(0.0, max_rotation_deg))
+  offset = Rotation.from_rotvec(axis / np.linalg.norm(axis) * angle)
+  return (offset * Rotation.from_rotvec(constants.S2HAND_ROOT_ROTATION)).as_rotvec()
+
+
+def _sample_scene(index, seed, layer_template, image_size, photo_paths,
+                  max_rotation_deg=None):
   rng = np.random.default_rng([seed, index])
   articulation = pose_sampling.sample_articulations(rng, 1)[0].reshape(45)
-  rotation = Rotation.random(random_state=rng.integers(2 ** 31)).as_rotvec()
+  rotation = _sample_rotation(rng, max_rotation_deg)
   betas = np.clip(rng.normal(0.0, 0.8, 10), -2.5, 2.5)
   focal = rng.uniform(2.2, 2.9) * image_size
   principal = image_size / 2 + rng.normal(0, 0.01 * image_size, 2)
@@ -75,7 +88,7 @@ def _place_in_front_of_camera(vertices, joints, intrinsics, depth, offset, image
 
 def synthesize(out_dir, num, image_size=224, seed=0, split="training", mano_model_path=None,
                backgrounds_dir=None, occluders=False, noise_level=1.0, batch_size=16,
-               progress=True, backend="auto"):
+               progress=True, backend="auto", max_rotation_deg=None):
   """Generates `num` samples into `out_dir` (see the module docstring).
 
   Returns:
@@ -92,7 +105,8 @@ def synthesize(out_dir, num, image_size=224, seed=0, split="training", mano_mode
   bar = tqdm(total=num, desc=f"synthesize {split}", unit="img", disable=not progress)
   for first in range(0, num, batch_size):
     indices = range(first, min(first + batch_size, num))
-    samples = [_sample_scene(i, seed, template, image_size, photo_paths) for i in indices]
+    samples = [_sample_scene(i, seed, template, image_size, photo_paths, max_rotation_deg)
+               for i in indices]
     vertices, joints = layer(np.stack([s["pose"] for s in samples]),
                              np.stack([s["betas"] for s in samples]))
     placed = [_place_in_front_of_camera(v, j, s["K"], s["depth"], s["offset"], image_size)
@@ -151,6 +165,7 @@ def synthesize(out_dir, num, image_size=224, seed=0, split="training", mano_mode
   seconds = time.time() - start_time
   stats = detections_lib.detection_statistics(detected, keypoints)
   summary = {"split": split, "num": num, "image_size": image_size, "seed": seed,
+             "max_rotation_deg": max_rotation_deg,
              "seconds": round(seconds, 2), "images_per_second": round(num / seconds, 2),
              "visible_fraction": float(visible.mean()), "detector": stats}
   write_json(os.path.join(out_dir, f"{split}_synthesis.json"), summary)

@@ -1,10 +1,11 @@
 """The 2D keypoint branch: a stacked hourglass with integral (soft-argmax) regression.
 
-As S2HAND: the 224 image is zero-padded on the right and bottom to 256 (so keypoint
-coordinates are unchanged), shifted by -0.5, and run through a 2-stack hourglass (depth
-4, 2 residual modules per position, 256 features) that outputs 21 heatmaps of 64 x 64
-per stack.  Each heatmap is upsampled bilinearly (corners aligned) to 256 x 256, turned
-into a distribution by a softmax over all pixels, and its expectation is the keypoint.
+As S2HAND: the 224 image is zero-padded on the right and bottom to 256 (other sizes to
+the next multiple of 64; keypoint coordinates are unchanged), shifted by -0.5, and run
+through a 2-stack hourglass (depth 4, 2 residual modules per position, 256 features)
+that outputs 21 heatmaps of 64 x 64 per stack.  Each heatmap is upsampled bilinearly
+(corners aligned) to 256 x 256, turned into a distribution by a softmax over all pixels,
+and its expectation is the keypoint.
 Coordinates are in input pixels with pixel centres at +0.5, the convention of
 `hand_tf.rendering.camera` (the original used integer centres, half a pixel apart).
 """
@@ -69,7 +70,9 @@ class SoftArgmax2D(keras.layers.Layer):
 def build_keypoint_branch(image_size: int = 224, stacks: int = 2, modules: int = 2,
                           features: int = 256, depth: int = 4) -> keras.Model:
   """Image [B, S, S, 3] in [0, 1] -> list over stacks of keypoints [B, 21, 2] (pixels)."""
-  padded_size = 256 if image_size <= 256 else image_size
+  # The stem (/4) and four halvings need a multiple of 64; the paper pads 224 to 256.
+  # Padding only to the next multiple keeps small inputs small (64 px: 16x less work).
+  padded_size = -(-image_size // 64) * 64
   image = keras.Input((image_size, image_size, 3), name="image")
   pad = padded_size - image_size
   x = keras.layers.ZeroPadding2D(((0, pad), (0, pad)))(image - 0.5)

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from hand_tf import losses
 from hand_tf.rendering import renderer
+from mano_tf import constants
 
 STAGES = ("2d", "3d", "finetune")
 # stage: (epochs, learning-rate drop every N epochs, drop factor), paper Section 4.1.
@@ -24,6 +25,10 @@ MODES = ("ssl", "wsl", "fsl")
 _3D_TERMS = ("joint_location", "bone_direction", "scale", "shape", "skeleton", "laplacian",
              "photometric", "mean_color", "texture_regularization", "ssim")
 _APPEARANCE = ("photometric", "mean_color", "texture_regularization", "ssim")
+# The 2D terms measure pixels of the paper's 224 px crops (their robust-loss threshold and
+# weights are tuned there); at other input sizes keypoints are rescaled to that frame so
+# the weights keep their balance against the size-free priors.
+REFERENCE_SIZE = 224
 
 
 def terms_for(stage: str, mode: str = "ssl", appearance: bool = True):
@@ -53,6 +58,8 @@ class Objective:
     appearance: include the rendering-based terms.
     render_backend: rasterizer backend for the photometric terms.
     disabled: term names to leave out (e.g. from a flag).
+    scale_target_m: the scale prior's bone length (the paper's FreiHAND value by default;
+      a dataset of other hands, e.g. rendered from another hand model, has its own).
   """
   faces: np.ndarray
   stage: str = "finetune"
@@ -61,6 +68,7 @@ class Objective:
   appearance: bool = True
   render_backend: str = "auto"
   disabled: tuple = ()
+  scale_target_m: float = constants.SCALE_BONE_TARGET_M
 
   @property
   def terms(self):
@@ -70,8 +78,12 @@ class Objective:
   def __call__(self, outputs: Dict[str, tf.Tensor], batch: Dict[str, tf.Tensor],
                laplacian: Optional[tf.SparseTensor] = None) -> Dict[str, tf.Tensor]:
     """Returns {term: unweighted value, ..., 'total': weighted sum}."""
-    detected, confidence = batch["keypoints"], batch["confidence"]
-    stacks = [outputs[k] for k in sorted(outputs) if k.startswith("keypoints2d_stack")]
+    to_reference = REFERENCE_SIZE / float(batch["image"].shape[1])
+    detected = batch["keypoints"] * to_reference
+    confidence = batch["confidence"]
+    joints2d = outputs["joints2d"] * to_reference
+    stacks = [outputs[k] * to_reference for k in sorted(outputs)
+              if k.startswith("keypoints2d_stack")]
     terms = self.terms
     values = {}
     if any(t in terms for t in _APPEARANCE):
@@ -84,15 +96,15 @@ class Objective:
       mask = rendered["mask"]
     for term in terms:
       if term == "joint_location":
-        value = losses.joint_location_loss(outputs["joints2d"], detected, confidence)
+        value = losses.joint_location_loss(joints2d, detected, confidence)
       elif term == "bone_direction":
-        value = losses.bone_direction_loss(outputs["joints2d"], detected, confidence)
+        value = losses.bone_direction_loss(joints2d, detected, confidence)
       elif term == "keypoint_branch":
         value = losses.keypoint_branch_loss(stacks, detected, confidence)
       elif term == "consistency":
-        value = losses.consistency_loss(stacks[-1], outputs["joints2d"])
+        value = losses.consistency_loss(stacks[-1], joints2d)
       elif term == "scale":
-        value = losses.scale_loss(outputs["joints3d"])
+        value = losses.scale_loss(outputs["joints3d"], self.scale_target_m)
       elif term == "shape":
         value = losses.shape_loss(outputs["shape"])
       elif term == "skeleton":

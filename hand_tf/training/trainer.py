@@ -18,6 +18,7 @@ from hand_tf import losses
 from hand_tf.data.records import write_json
 from hand_tf.model.s2hand import ModelConfig, build_models
 from hand_tf.training.objective import Objective
+from mano_tf import constants
 
 MODEL_CONFIG_FILE = "model_config.json"
 
@@ -59,6 +60,7 @@ class TrainerConfig:
   decay_factor: float = 0.5
   keep_checkpoints: int = 3
   render_backend: str = "auto"
+  scale_target_m: float = constants.SCALE_BONE_TARGET_M
 
 
 class Trainer:
@@ -79,7 +81,7 @@ class Trainer:
     faces = self.training_model.get_layer("place_hand").mano.faces
     self.objective = Objective(faces, config.stage, config.mode, config.weights,
                                config.appearance, config.render_backend,
-                               tuple(config.disabled_terms))
+                               tuple(config.disabled_terms), config.scale_target_m)
     self.laplacian = losses.uniform_laplacian(faces, 778)
     self.stage = tf.Variable(config.stage, trainable=False, name="stage")
     self.checkpoint = tf.train.Checkpoint(model=self.training_model, optimizer=self.optimizer,
@@ -91,6 +93,10 @@ class Trainer:
     self.manager = tf.train.CheckpointManager(self.checkpoint, config.out_dir,
                                               max_to_keep=config.keep_checkpoints)
     self._train_step = tf.function(self._distributed_step)
+    # Without a 2D-branch term the branch's forward pass is wasted work (and would move
+    # its batch-norm statistics), so such stages run the inference model.
+    uses_branch = any(t in self.objective.terms for t in ("keypoint_branch", "consistency"))
+    self._model_for_stage = self.training_model if uses_branch else self.inference_model
 
   def restore(self) -> Optional[str]:
     """Restores the latest checkpoint in `out_dir` (if any); returns its path."""
@@ -118,7 +124,7 @@ class Trainer:
     state = self.training_model.non_trainable_variables
     backup = [tf.identity(v) for v in state]
     with tf.GradientTape() as tape:
-      outputs = self.training_model([batch["image"], batch["intrinsics"]], training=True)
+      outputs = self._model_for_stage([batch["image"], batch["intrinsics"]], training=True)
       values = self.objective(outputs, batch, self.laplacian)
       scaled = values["total"] / replicas
     grads = tape.gradient(scaled, variables)

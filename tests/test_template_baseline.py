@@ -1,0 +1,55 @@
+"""The template-hand baseline: PnP camera fitting on cases with known answers."""
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from hand_tf.data.records import HandRecords, project_numpy
+from hand_tf.eval import template
+
+
+def _intrinsics(size=64):
+  return np.array([[150.0, 0, size / 2], [0, 150.0, size / 2], [0, 0, 1]])
+
+
+def test_fit_camera_recovers_a_known_pose_despite_an_outlier():
+  _, joints = template.mean_hand()
+  rotation = Rotation.from_rotvec([2.8, 0.3, -0.4]).as_matrix()
+  translation = np.array([0.02, -0.01, 0.62])
+  camera = joints @ rotation.T + translation
+  keypoints = project_numpy(camera[None], _intrinsics()[None])[0]
+  keypoints[8] += 25.0  # a swapped or wild detection
+  confidence = np.ones(21)
+  fitted_r, fitted_t = template.fit_camera(joints, keypoints, confidence, _intrinsics(), 64)
+  np.testing.assert_allclose(fitted_r, rotation, atol=1e-3)
+  np.testing.assert_allclose(fitted_t, translation, atol=1e-3)
+
+
+def test_low_confidence_keypoints_do_not_vote_and_garbage_falls_back():
+  _, joints = template.mean_hand()
+  rotation = Rotation.from_rotvec([3.0, 0.0, 0.2]).as_matrix()
+  camera = joints @ rotation.T + np.array([0.0, 0.0, 0.5])
+  keypoints = project_numpy(camera[None], _intrinsics()[None])[0]
+  confidence = np.ones(21)
+  keypoints[:5] = 3.0  # wrong and marked as such
+  confidence[:5] = 0.05
+  fitted_r, fitted_t = template.fit_camera(joints, keypoints, confidence, _intrinsics(), 64)
+  np.testing.assert_allclose(fitted_t, [0.0, 0.0, 0.5], atol=2e-3)
+  # All keypoints on one pixel: no pose explains them; the frontal fallback keeps depth > 0.
+  _, fallback_t = template.fit_camera(joints, np.full((21, 2), 32.0), np.ones(21),
+                                      _intrinsics(), 64)
+  assert np.all(np.isfinite(fallback_t)) and fallback_t[2] > 0
+
+
+def test_template_predictions_match_records_and_project_onto_the_detections():
+  vertices, joints = template.mean_hand()
+  count, rotations = 3, Rotation.from_rotvec([[3.1, 0, 0], [2.5, 0.5, 0], [3.0, -0.4, 0.6]])
+  camera = np.stack([joints @ r.T + [0, 0, 0.6] for r in rotations.as_matrix()])
+  k = np.broadcast_to(_intrinsics(), (count, 3, 3)).copy()
+  keypoints = project_numpy(camera, k)
+  records = HandRecords([f"{i}.jpg" for i in range(count)], 64,
+                        np.tile([0, 0, 64, 64], (count, 1)).astype(float), k, keypoints,
+                        np.ones((count, 21)), joints3d=camera)
+  predictions = template.template_predictions(records)
+  assert predictions["vertices"].shape == (count, 778, 3)
+  np.testing.assert_allclose(predictions["joints3d"], camera, atol=1e-3)
+  np.testing.assert_allclose(predictions["joints2d"], keypoints, atol=0.05)
