@@ -89,8 +89,10 @@ def test_training_reduces_the_loss_skips_nan_and_resumes(tmp_path, batch, single
   trainer.manager = tf.train.CheckpointManager(trainer.checkpoint, str(tmp_path), 3)
   first = trainer.train_step(batch)
   assert first["applied"] and np.isfinite(first["total"])
-  losses = [trainer.train_step(batch)["total"] for _ in range(5)]
-  assert min(losses[-3:]) < first["total"]
+  # Adam's first steps from random weights are noisy (the loss can rise for a few steps
+  # on some CPUs), so judge the trend over ten steps on the same batch.
+  losses = [trainer.train_step(batch)["total"] for _ in range(10)]
+  assert np.mean(losses[-3:]) < first["total"]
 
   # A batch with a NaN image is skipped and leaves the weights untouched.
   before = weights_checksum(trainer.training_model)
@@ -102,11 +104,11 @@ def test_training_reduces_the_loss_skips_nan_and_resumes(tmp_path, batch, single
   assert int(trainer.skipped.numpy()) == 1
 
   path = trainer.save()
-  assert path.endswith("ckpt-8")
+  assert path.endswith("ckpt-13")
   # "Kill" and resume: a new trainer restores step, optimizer state and weights exactly.
   resumed = Trainer(_config(tmp_path))
   assert resumed.restore() == path
-  assert int(resumed.step.numpy()) == 8 and int(resumed.skipped.numpy()) == 1
+  assert int(resumed.step.numpy()) == 13 and int(resumed.skipped.numpy()) == 1
   assert int(resumed.optimizer.iterations.numpy()) == int(trainer.optimizer.iterations.numpy())
   for a, b in zip(trainer.training_model.weights, resumed.training_model.weights):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
