@@ -17,7 +17,12 @@ def _mlp(name, widths, last_bias=None, small_init=False):
   layers = []
   for i, width in enumerate(widths):
     last = i == len(widths) - 1
-    kwargs = {"kernel_initializer": _small()} if small_init else {}
+    # The released code draws every layer of these heads from N(0, 0.001): the output
+    # then depends on the features through a product of three tiny matrices, a saddle
+    # that Adam hardly leaves (trained on synthetic hands, the predicted depth varied by
+    # 0.04 mm across images).  Only the last layer starts small here: the first
+    # prediction is still the bias (a mean hand 0.65 m away), but its gradient is not.
+    kwargs = {"kernel_initializer": _small()} if small_init and last else {}
     if last and last_bias is not None:
       kwargs["bias_initializer"] = keras.initializers.Constant(last_bias)
     activation = "relu" if i == 0 else None  # Linear-ReLU-Linear(-Linear), as the paper
@@ -31,8 +36,8 @@ class GeometryHead(keras.layers.Layer):
   """Global feature -> MANO pose (PCA), shape, and camera (scale, rotation, translation).
 
   Trunk Linear(1024)-BN-ReLU-Linear(512)-BN-ReLU, then one small MLP per output.  The
-  translation head starts at (0, 0, 0.65) m and the scale head at 0.95 (small-std
-  initialisation), so the first prediction is a mean hand 65 cm in front of the camera.
+  translation head starts at (0, 0, 0.65) m and the scale head at 0.95 (small-std last
+  layer), so the first prediction is a mean hand 65 cm in front of the camera.
   """
 
   def __init__(self, ncomps: int = 30, **kwargs):
