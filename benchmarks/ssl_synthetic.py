@@ -67,16 +67,19 @@ PAPER_ORDERINGS = (("jb", "j"), ("jbp", "jb"), ("jbp2d", "jbp"), ("ssl", "jbp2d"
                    ("wsl", "ssl"), ("fsl", "wsl"))
 
 
+def _epochs(spec):
+  """Epochs of a row's training command: stage-wise rows get the paper's 90:90:60 split
+  scaled so that their '3d' stage also trains --epochs."""
+  return round(EPOCHS.value * 240 / 90) if spec["stage"] == "all" else EPOCHS.value
+
+
 def _train_args(key, spec, data, run_dir, scale_target):
   args = ["hand_tf.train", "--data_dir", data, "--image_size", IMAGE_SIZE.value,
           "--batch_size", BATCH.value, "--seed", SEED.value, "--out_dir", run_dir,
           "--hourglass_features", HG_FEATURES.value, "--hourglass_stacks", 1,
           "--image_every_epochs", 1000, "--stage", spec["stage"],
-          "--mode", spec.get("mode", "ssl"), "--scale_target_m", f"{scale_target:.5f}"]
-  if spec["stage"] == "all":  # the paper's 90:90:60, scaled so '3d' gets --epochs
-    args += ["--epochs", round(EPOCHS.value * 240 / 90)]
-  else:
-    args += ["--epochs", EPOCHS.value]
+          "--mode", spec.get("mode", "ssl"), "--scale_target_m", f"{scale_target:.5f}",
+          "--epochs", _epochs(spec)]
   if spec.get("mode", "ssl") == "ssl":  # WSL and FSL read ground-truth 2D instead
     args += ["--detections", os.path.join(data, "training_detections.json")]
   if not spec["appearance"]:
@@ -106,9 +109,8 @@ def _run_row(key, spec, data, out, scale_target, log):
              "evaluation", "--source_size", IMAGE_SIZE.value, "--out", evaluation_dir)
   with open(os.path.join(evaluation_dir, "metrics.json")) as f:
     metrics = json.load(f)["metrics"]
-  steps_per_epoch = TRAIN_IMAGES.value // BATCH.value
-  epochs = round(EPOCHS.value * 240 / 90) if spec["stage"] == "all" else EPOCHS.value
-  result = {"metrics": metrics, "train_s": train_s, "steps": epochs * steps_per_epoch}
+  steps = _epochs(spec) * (TRAIN_IMAGES.value // BATCH.value)
+  result = {"metrics": metrics, "train_s": train_s, "steps": steps}
   from hand_tf.data.records import write_json
   write_json(result_path, result)
   return result

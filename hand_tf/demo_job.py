@@ -143,19 +143,19 @@ def run(out: str, config: JobConfig, log=print) -> dict:
   start = time.time()
   log("[4/6] exporting SavedModel, TFLite fp32/fp16/int8 and ONNX, with parity checks")
   run_module(log, "export", "--checkpoint", run_dir, "--out", export_dir,
-           "--num_calibration", 32)
+             "--num_calibration", 32)
   timings["export_s"] = time.time() - start
 
   start = time.time()
   log("[5/6] the exported models on the held-out set, and mobile_demo on LiteRT")
   for kind in ("s2hand_fp16.tflite", "s2hand_int8.tflite", "s2hand.onnx"):
     run_module(log, "hand_tf.evaluate", "--model", os.path.join(export_dir, kind),
-             "--data_dir", data, "--split", "evaluation", "--source_size", size, "--out",
-             os.path.join(report_dir, kind.replace(".", "_")))
+               "--data_dir", data, "--split", "evaluation", "--source_size", size, "--out",
+               os.path.join(report_dir, kind.replace(".", "_")))
   overlays = os.path.join(report_dir, "mobile_demo")
   run_module(log, "mobile_demo", "--model", os.path.join(export_dir, "s2hand_fp16.tflite"),
-           "--input", os.path.join(data, "evaluation", "rgb"), "--out", overlays,
-           "--detector", "none")
+             "--input", os.path.join(data, "evaluation", "rgb"), "--out", overlays,
+             "--detector", "none")
   timings["deploy_s"] = time.time() - start
 
   log("[6/6] writing the report")
