@@ -24,13 +24,14 @@ DETECTIONS = flags.DEFINE_string("detections", None,
 IMAGES = flags.DEFINE_integer("images", 64, "Images in the batch.")
 
 
-def _row(name, outputs, keypoints):
-  joints2d = outputs["joints2d"].numpy()
-  spread = {k: float(outputs[k].numpy().std(axis=0).mean()) for k in
-            ("pose_coeffs", "rotation", "translation")}
-  error = np.linalg.norm(joints2d - keypoints, axis=-1)
-  print(f"{name:10s} | {spread['pose_coeffs']:10.4f} | {spread['rotation']:8.4f} | "
-        f"{1000 * spread['translation']:9.2f} | {error.mean():6.2f} | {error[:, 0].mean():6.2f}")
+def _print_row(name, pose, rotation, translation_m, error):
+  """One table row; `error` [N, 21] pixel distances."""
+  print(f"{name:10s} | {pose:10.4f} | {rotation:8.4f} | {1000 * translation_m:9.2f} | "
+        f"{error.mean():6.2f} | {error[:, 0].mean():6.2f}")
+
+
+def _spread(outputs, key):
+  return float(outputs[key].numpy().std(axis=0).mean())
 
 
 def main(argv):
@@ -46,12 +47,14 @@ def main(argv):
   print(f"{MODEL.value}: {len(keypoints)} {SPLIT.value} images, 2D errors to "
         f"{'the detections' if DETECTIONS.value else 'the ground truth'} in input pixels")
   print("mode       | pose spread | rot (rad) | trans (mm) | 2D px | root px")
+  # Inference mode first: a training-mode call updates batch norm's moving statistics.
   for training in (False, True):
-    _row("training" if training else "inference",
-         inference([batch["image"], batch["intrinsics"]], training=training), keypoints)
-  constant = np.linalg.norm(keypoints - keypoints.mean(axis=0), axis=-1)
-  print(f"{'constant':10s} | {0:10.4f} | {0:8.4f} | {0:9.2f} | {constant.mean():6.2f} | "
-        f"{constant[:, 0].mean():6.2f}")
+    outputs = inference([batch["image"], batch["intrinsics"]], training=training)
+    _print_row("training" if training else "inference", _spread(outputs, "pose_coeffs"),
+               _spread(outputs, "rotation"), _spread(outputs, "translation"),
+               np.linalg.norm(outputs["joints2d"].numpy() - keypoints, axis=-1))
+  _print_row("constant", 0.0, 0.0, 0.0,
+             np.linalg.norm(keypoints - keypoints.mean(axis=0), axis=-1))
 
 
 if __name__ == "__main__":
