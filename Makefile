@@ -14,7 +14,7 @@ DEMO_OUT ?= demo_out
 
 all: test
 
-$(STAMP): pyproject.toml hand_tf/rendering/kernel.py hand_tf/data/mediapipe_detector.py
+$(STAMP): pyproject.toml hand_tf/rendering/kernel.py hand_tf/model/efficientnet_lite.py hand_tf/data/mediapipe_detector.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q --no-deps $(TFG)
@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml hand_tf/rendering/kernel.py hand_tf/data/mediapipe_dete
 	# The tfg rasterizer kernel, compiled against the installed TensorFlow (~20 s). Without
 	# a compiler the renderer falls back to its pure-TensorFlow backend.
 	$(BIN)/python -m hand_tf.rendering.kernel || echo "warning: rasterizer kernel not built; the renderer will use backend='tf'"
+	# Lite0's ImageNet weights, converted once from the installed package and cached.
+	$(BIN)/python -m hand_tf.model.efficientnet_lite
 	$(MAKE) models
 	touch $(STAMP)
 

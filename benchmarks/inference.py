@@ -8,8 +8,9 @@ the weights) to SavedModel, TFLite fp32/fp16/int8 and ONNX, then times one uint8
 [1, S, S, 3] (+ K) through: the Keras model called eagerly, the same under tf.function,
 the SavedModel signature, LiteRT (ai-edge-litert, XNNPACK) per TFLite file, and ONNX
 Runtime; median of --runs after warm-up, --threads CPU threads everywhere.  Also times
-the bare EfficientNet-B0 backbone in TFLite (to show what the MANO layer, heads and
-projection add) and MediaPipe's hand landmark models (full and lite) on LiteRT as the
+the bare EfficientNet-Lite0 and -B0 backbones in TFLite fp32 and full-integer int8 (to
+show what the MANO layer, heads and projection add, and what each backbone costs) and
+MediaPipe's hand landmark models (full and lite) on LiteRT as the
 on-device reference: they output 21 keypoints, ours the whole mesh, texture and camera.
 """
 
@@ -46,14 +47,24 @@ def _tflite_ms(path, runs, threads):
   return _median_ms(interpreter.invoke, runs)
 
 
-def _backbone_tflite(size, directory):
+def _backbone_tflite(name, size, directory, int8=False):
+  """The bare backbone (ImageNet weights for Lite0, random B0) as a .tflite file."""
   import keras
   import tensorflow as tf
-  backbone = keras.applications.EfficientNetB0(include_top=False, weights=None,
-                                               input_shape=(size, size, 3), pooling="avg")
-  path = os.path.join(directory, "efficientnet_b0.tflite")
+
+  from hand_tf.model.encoder import build_backbone
+  net = build_backbone(name, "imagenet" if name == "lite0" else None, size)
+  backbone = keras.Sequential([net, keras.layers.GlobalAveragePooling2D()])
+  converter = tf.lite.TFLiteConverter.from_keras_model(backbone)
+  if int8:
+    rng = np.random.default_rng(0)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: (
+        [rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)] for _ in range(16))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+  path = os.path.join(directory, f"{name}{'_int8' if int8 else ''}.tflite")
   with open(path, "wb") as f:
-    f.write(tf.lite.TFLiteConverter.from_keras_model(backbone).convert())
+    f.write(converter.convert())
   return path
 
 
@@ -95,9 +106,14 @@ def main(argv):
   onnx = load_predictor(os.path.join(directory, ARTEFACT["onnx"]), THREADS.value)
   rows.append(("ONNX Runtime", _median_ms(lambda: onnx.predict(image, k), RUNS.value),
                report["onnx"]["bytes"]))
-  backbone = _backbone_tflite(size, directory)
-  backbone_ms = _tflite_ms(backbone, RUNS.value, THREADS.value)
-  rows.append(("LiteRT fp32, EfficientNet-B0 alone", backbone_ms, os.path.getsize(backbone)))
+  backbones = {}
+  for name in dict.fromkeys(("lite0", "b0", config.backbone)):
+    for int8 in (False, True):
+      path = _backbone_tflite(name, size, directory, int8)
+      label = f"LiteRT {'int8' if int8 else 'fp32'}, EfficientNet-{name.capitalize()} alone"
+      backbones[(name, int8)] = (path, _tflite_ms(path, RUNS.value, THREADS.value))
+      rows.append((label, backbones[(name, int8)][1], os.path.getsize(path)))
+  backbone, backbone_ms = backbones[(config.backbone, False)]
   try:
     for variant in ("full", "lite"):
       path = os.path.join(models_dir(), f"hand_landmark_{variant}.tflite")

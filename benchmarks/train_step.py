@@ -70,7 +70,7 @@ def benchmark(size, batch_size, repeats, backend):
   print(f"size {size}, batch {batch_size}: {full * 1000:.0f} ms/step, "
         f"{batch_size / full:.1f} images/s", flush=True)
 
-  encoder = model.get_layer("encoder_b0")
+  encoder = model.get_layer(f"encoder_{trainer.config.model.backbone}")
   encoder_time = _median_seconds(_grad_fn(
       lambda: tf.add_n([tf.reduce_sum(t) for t in encoder(batch["image"], training=True)]),
       encoder.trainable_variables), repeats)

@@ -7,6 +7,7 @@ Each returns a `Predictor`: `predict(images, intrinsics)` with uint8 images
 `[N, S, S, 3]` and K `[N, 3, 3]`, giving the numpy outputs of `hand_tf.serving`.
 """
 
+import dataclasses
 import glob
 import json
 import os
@@ -52,7 +53,8 @@ def load_checkpoint_model(path: str, model_config=None):
       raise ModelFileError(f"{config_path}: model config not found (written by training)")
     with open(config_path) as f:
       model_config = ModelConfig.from_json(json.load(f))
-  inference, training = build_models(model_config)
+  # The checkpoint holds every weight: no need to load (or download) the encoder's.
+  inference, training = build_models(dataclasses.replace(model_config, encoder_weights=None))
   try:
     status = tf.train.Checkpoint(model=training).read(prefix)
     status.expect_partial().assert_existing_objects_matched()

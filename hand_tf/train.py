@@ -22,6 +22,7 @@ from hand_tf.data.folder import read_folder
 from hand_tf.data.freihand import read_freihand
 from hand_tf.data.ho3d import read_ho3d
 from hand_tf.data.records import DataError
+from hand_tf.model.encoder import EncoderWeightsError
 from hand_tf.model.s2hand import ModelConfig
 from hand_tf.training import loop
 from hand_tf.training.objective import MODES, STAGES
@@ -53,8 +54,11 @@ SAVE_EVERY = flags.DEFINE_integer("save_every_steps", 0,
 IMAGE_EVERY = flags.DEFINE_integer("image_every_epochs", 1,
                                    "Image summaries every N epochs (0: none).")
 IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "Model input size.")
-BACKBONE = flags.DEFINE_enum("backbone", "b0", ["b0", "b3"], "EfficientNet variant.")
-WEIGHTS = flags.DEFINE_string("encoder_weights", None, "None, 'imagenet' or a weights file.")
+BACKBONE = flags.DEFINE_enum("backbone", "lite0", ["lite0", "b0", "b3"],
+                             "EfficientNet variant: lite0 (ImageNet weights offline), b0 "
+                             "(the paper's) or b3 (the released code's).")
+WEIGHTS = flags.DEFINE_string("encoder_weights", "imagenet",
+                              "'imagenet', 'none' (random init) or a weights file.")
 MANO = flags.DEFINE_string("mano_model_path", None, "MANO_RIGHT.pkl; default synthetic hand.")
 NO_APPEARANCE = flags.DEFINE_bool("no_appearance", False, "Leave out the rendering losses.")
 DISABLE = flags.DEFINE_list("disable_losses", [], "Loss terms to leave out.")
@@ -109,7 +113,8 @@ def main(argv):
                                   for name in losses.LossWeights.__dataclass_fields__
                                   if getattr(flags.FLAGS, f"w_{name}") is not None})
   strategy = _strategy()
-  model_config = ModelConfig(backbone=BACKBONE.value, encoder_weights=WEIGHTS.value,
+  encoder_weights = None if WEIGHTS.value.lower() == "none" else WEIGHTS.value
+  model_config = ModelConfig(backbone=BACKBONE.value, encoder_weights=encoder_weights,
                              image_size=IMAGE_SIZE.value, mano_model_path=MANO.value,
                              hourglass_features=HG_FEATURES.value,
                              hourglass_stacks=HG_STACKS.value,
@@ -126,7 +131,10 @@ def main(argv):
         decay_every_epochs=plan.decay_every, decay_factor=plan.decay_factor,
         keep_checkpoints=KEEP.value,
         scale_target_m=SCALE_TARGET.value or constants.SCALE_BONE_TARGET_M)
-    trainer = Trainer(config, strategy)
+    try:
+      trainer = Trainer(config, strategy)
+    except EncoderWeightsError as e:
+      raise app.UsageError(str(e)) from None
     restored = trainer.restore()
     if not restored and previous:
       trainer.init_from(previous)

@@ -66,8 +66,9 @@ class PlaceHand(keras.layers.Layer):
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  backbone: str = "b0"
-  encoder_weights: Optional[str] = None
+  backbone: str = "lite0"
+  # Only the starting point of training: a checkpoint restores every weight over it.
+  encoder_weights: Optional[str] = "imagenet"
   image_size: int = 224
   ncomps: int = 30
   texture_per_face: bool = False   # the released code; the paper predicts per vertex
