@@ -73,19 +73,21 @@ def template_baseline(data, size, mano_model_path=None):
 
 
 def _verdict(model, template):
-  """One honest sentence: does the trained model beat the template floor?"""
+  """Honest sentences: does the trained model beat the template floor, and does it read
+  the image (a model that gives every image the same hand has spread 0)?"""
   names = {"pa_mpjpe": "PA-MPJPE", "mpjpe": "MPJPE"}
   worse = [names[k] for k in names if model[k] >= template[k]]
   figures = (f"PA-MPJPE {model['pa_mpjpe']:.1f} vs {template['pa_mpjpe']:.1f} mm, "
              f"MPJPE {model['mpjpe']:.1f} vs {template['mpjpe']:.1f} mm")
+  spread = (f"Its predictions vary across the held-out images by {model['spread_mm']:.1f} mm "
+            f"(root-relative joints' standard deviation; the ground truth's is "
+            f"{model['ground_truth_spread_mm']:.1f} mm, a constant hand's 0).")
   if not worse:
-    return f"At this budget the trained model beats the template hand ({figures})."
+    return f"At this budget the trained model beats the template hand ({figures}). {spread}"
   return (f"At this budget the trained model does NOT beat the template hand on "
-          f"{' and '.join(worse)} "
-          f"({figures}): minutes of CPU training from random weights do not learn "
-          "articulation yet; the figures show the pipeline, and longer runs "
-          "(`python -m hand_tf.train`, `benchmarks/ssl_synthetic.py`) are how accuracy "
-          "is reached.")
+          f"{' and '.join(worse)} ({figures}). {spread} Longer training "
+          "(`python -m hand_tf.train`, `benchmarks/ssl_synthetic.py`) is how accuracy is "
+          "reached.")
 
 
 def _contact_sheet(images, overlays, path, scale=3):

@@ -153,12 +153,49 @@ def mean_color_loss(rendered, image, mask, weight):
   return _weighted_mean(tf.reduce_mean(tf.abs(mean(rendered) - mean(image)), axis=-1), weight)
 
 
+def _gaussian_window(size: int = 11, sigma: float = 1.5, channels: int = 3):
+  coords = np.arange(size, dtype=np.float32) - (size - 1) / 2.0
+  g = np.exp(-0.5 * (coords / sigma) ** 2)
+  window = np.outer(g, g) / np.sum(g) ** 2
+  return tf.constant(np.tile(window[:, :, None, None], [1, 1, channels, 1]), tf.float32)
+
+
+def ssim(x, y, max_val: float = 1.0, filter_size: int = 11, filter_sigma: float = 1.5,
+         k1: float = 0.01, k2: float = 0.03):
+  """Mean SSIM per image (Wang et al. 2004; tf.image.ssim's window and constants).
+
+  Written here rather than calling tf.image.ssim because that computes each local
+  variance as E[x^2] - E[x]^2, which float32 cancellation can push below zero when the
+  values are large (a render of an over-lit first step reaches ~100): its denominator
+  then crosses zero and SSIM turns inf or NaN.  Here the variances are clamped at zero,
+  so the denominator is at least c2.
+
+  Args:
+    x, y: [B, H, W, C] images (H, W >= filter_size).
+
+  Returns:
+    [B] mean SSIM over the valid (unpadded) windows and channels.
+  """
+  channels = x.shape[-1]
+  window = _gaussian_window(filter_size, filter_sigma, channels)
+
+  def local_mean(z):
+    return tf.nn.depthwise_conv2d(z, window, [1, 1, 1, 1], "VALID")
+
+  c1, c2 = (k1 * max_val) ** 2, (k2 * max_val) ** 2
+  mean_x, mean_y = local_mean(x), local_mean(y)
+  var_x = tf.nn.relu(local_mean(x * x) - tf.square(mean_x))
+  var_y = tf.nn.relu(local_mean(y * y) - tf.square(mean_y))
+  covariance = local_mean(x * y) - mean_x * mean_y
+  luminance = (2.0 * mean_x * mean_y + c1) / (tf.square(mean_x) + tf.square(mean_y) + c1)
+  contrast_structure = (2.0 * covariance + c2) / (var_x + var_y + c2)
+  return tf.reduce_mean(luminance * contrast_structure, axis=[1, 2, 3])
+
+
 def ssim_loss(rendered, image, mask):
   """1 - SSIM (11x11 Gaussian window, sigma 1.5) of the masked render and image."""
   mask = tf.stop_gradient(mask)
-  ssim = tf.image.ssim(rendered * mask, image * mask, max_val=1.0, filter_size=11,
-                       filter_sigma=1.5, k1=0.01, k2=0.03)
-  return tf.reduce_mean(1.0 - ssim)
+  return tf.reduce_mean(1.0 - ssim(rendered * mask, image * mask))
 
 
 def texture_regularization(texture, weight):

@@ -21,7 +21,19 @@ from hand_tf.reconstruct import read_image
 PAPER_COLUMNS = (("pa_mpjpe", "PA-MPJPE mm", "{:.1f}"), ("auc_pa_mpjpe", "AUC_J", "{:.3f}"),
                  ("pa_mpvpe", "PA-MPVPE mm", "{:.1f}"), ("auc_pa_mpvpe", "AUC_V", "{:.3f}"),
                  ("f5", "F@5", "{:.3f}"), ("f15", "F@15", "{:.3f}"),
-                 ("mpjpe", "MPJPE mm", "{:.1f}"), ("mpvpe", "MPVPE mm", "{:.1f}"))
+                 ("mpjpe", "MPJPE mm", "{:.1f}"), ("mpvpe", "MPVPE mm", "{:.1f}"),
+                 ("spread_mm", "spread mm", "{:.1f}"))
+
+
+def prediction_spread(joints3d: np.ndarray) -> float:
+  """How much predicted hands differ between images, in mm.
+
+  The standard deviation across images of the root-relative joints [N, 21, 3] (meters),
+  averaged over joints and axes.  A network that gives every image the same hand scores
+  0, whatever its mean error; the ground truth's own spread is the scale to compare with.
+  """
+  relative = joints3d - joints3d[:, :1]
+  return float(1000.0 * relative.std(axis=0).mean())
 
 
 def predict_records(predictor, records: HandRecords, batch_size: int = 16,
@@ -51,6 +63,8 @@ def evaluate_records(predictions: Dict[str, np.ndarray], records: HandRecords) -
   result = metrics.hand_metrics(records.joints3d, predictions["joints3d"], records.vertices,
                                 predictions["vertices"] if records.vertices is not None
                                 else None, gt_2d, predictions["joints2d"])
+  result["spread_mm"] = prediction_spread(predictions["joints3d"])
+  result["ground_truth_spread_mm"] = prediction_spread(records.joints3d)
   curves = {"thresholds_mm": (metrics.PCK_THRESHOLDS_M * 1000).tolist()}
   joints_pa = metrics.procrustes_align(records.joints3d, predictions["joints3d"])
   curves["pa_joints"] = metrics.pck_curve(
