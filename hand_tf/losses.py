@@ -153,11 +153,11 @@ def mean_color_loss(rendered, image, mask, weight):
   return _weighted_mean(tf.reduce_mean(tf.abs(mean(rendered) - mean(image)), axis=-1), weight)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5, channels: int = 3):
-  coords = np.arange(size, dtype=np.float32) - (size - 1) / 2.0
+def _gaussian_window(size: int, sigma: float, channels: int, dtype):
+  coords = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
   g = np.exp(-0.5 * (coords / sigma) ** 2)
   window = np.outer(g, g) / np.sum(g) ** 2
-  return tf.constant(np.tile(window[:, :, None, None], [1, 1, channels, 1]), tf.float32)
+  return tf.constant(np.tile(window[:, :, None, None], [1, 1, channels, 1]), dtype)
 
 
 def ssim(x, y, max_val: float = 1.0, filter_size: int = 11, filter_sigma: float = 1.5,
@@ -165,19 +165,21 @@ def ssim(x, y, max_val: float = 1.0, filter_size: int = 11, filter_sigma: float 
   """Mean SSIM per image (Wang et al. 2004; tf.image.ssim's window and constants).
 
   Written here rather than calling tf.image.ssim because that computes each local
-  variance as E[x^2] - E[x]^2, which float32 cancellation can push below zero when the
-  values are large (a render of an over-lit first step reaches ~100): its denominator
-  then crosses zero and SSIM turns inf or NaN.  Here the variances are clamped at zero,
-  so the denominator is at least c2.
+  variance as E[x^2] - E[x]^2 in float32: when the values are large (the render of an
+  over-lit early training step reaches ~100) the cancellation error is far above c2,
+  so SSIM leaves [-1, 1] and its loss and gradient can turn inf or NaN.  Here the local
+  moments are taken in float64 (error ~1e-12 at such values, against c2 = 9e-4) and the
+  variances are clamped at zero.
 
   Args:
     x, y: [B, H, W, C] images (H, W >= filter_size).
 
   Returns:
-    [B] mean SSIM over the valid (unpadded) windows and channels.
+    [B] mean SSIM (x's dtype) over the valid (unpadded) windows and channels.
   """
-  channels = x.shape[-1]
-  window = _gaussian_window(filter_size, filter_sigma, channels)
+  dtype = x.dtype
+  x, y = tf.cast(x, tf.float64), tf.cast(y, tf.float64)
+  window = _gaussian_window(filter_size, filter_sigma, x.shape[-1], tf.float64)
 
   def local_mean(z):
     return tf.nn.depthwise_conv2d(z, window, [1, 1, 1, 1], "VALID")
@@ -189,7 +191,7 @@ def ssim(x, y, max_val: float = 1.0, filter_size: int = 11, filter_sigma: float 
   covariance = local_mean(x * y) - mean_x * mean_y
   luminance = (2.0 * mean_x * mean_y + c1) / (tf.square(mean_x) + tf.square(mean_y) + c1)
   contrast_structure = (2.0 * covariance + c2) / (var_x + var_y + c2)
-  return tf.reduce_mean(luminance * contrast_structure, axis=[1, 2, 3])
+  return tf.cast(tf.reduce_mean(luminance * contrast_structure, axis=[1, 2, 3]), dtype)
 
 
 def ssim_loss(rendered, image, mask):

@@ -181,3 +181,45 @@ def test_2d_terms_measure_pixels_of_the_paper_crop_whatever_the_input_size():
                                       "keypoints": detected, "confidence": confidence})
   np.testing.assert_allclose(value["scale"], tf.reduce_mean(tf.abs(per_sample - length)),
                              rtol=1e-5)
+
+
+def test_ssim_matches_tf_image_ssim_on_ordinary_images():
+  rng = np.random.default_rng(0)
+  x = rng.uniform(size=(3, 40, 50, 3)).astype(np.float32)
+  y = np.clip(x + 0.1 * rng.normal(size=x.shape), 0, 1).astype(np.float32)
+  expected = tf.image.ssim(x, y, 1.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03)
+  np.testing.assert_allclose(losses.ssim(x, y).numpy(), expected.numpy(), atol=1e-5)
+
+
+@pytest.fixture
+def graph_optimizations():
+  """Grappler on, as in training (conftest turns it off to trace faster): its rewrites
+  change the float32 rounding that made tf.image.ssim NaN."""
+  tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
+  yield
+  tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
+
+def test_ssim_of_an_over_lit_render_is_finite(graph_optimizations):
+  # An early training step can light the render at ~100 (images are in [0, 1]); in
+  # float32, E[x^2] - E[x]^2 then cancels below zero and tf.image.ssim returns NaN here.
+  rng = np.random.default_rng(1)
+  mask = np.zeros((2, 64, 64, 1), np.float32)
+  mask[:, 10:50, 8:46] = 1.0
+  render = tf.constant((100.0 * (1 + 1e-3 * rng.uniform(size=(2, 64, 64, 3))) * mask)
+                       .astype(np.float32))
+  image = tf.constant((rng.uniform(size=(2, 64, 64, 3)) * mask).astype(np.float32))
+
+  @tf.function
+  def value_and_gradient(x, y):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      value = losses.ssim(x, y)
+    return value, tape.gradient(value, x)
+
+  same, gradient = value_and_gradient(render, render)
+  np.testing.assert_allclose(same.numpy(), 1.0, atol=1e-5)
+  assert np.all(np.isfinite(gradient.numpy()))
+  other, gradient = value_and_gradient(render, image)
+  assert np.all(np.abs(other.numpy()) <= 1.0) and np.all(np.isfinite(gradient.numpy()))
+  assert np.isfinite(float(losses.ssim_loss(render, image, mask)))
