@@ -113,7 +113,7 @@ def test_every_loss_reaches_the_network():
   conf = tf.fill([2, 21], 0.8)
   faces = inference.get_layer("place_hand").mano.faces
   laplacian = losses.uniform_laplacian(faces, 778)
-  encoder_vars = training.get_layer("encoder_b0").trainable_variables
+  encoder_vars = training.get_layer("encoder_lite0").trainable_variables
   branch_vars = training.get_layer("keypoint_branch").trainable_variables
   terms = {
       "joint_location": lambda o, r: losses.joint_location_loss(o["joints2d"], detected, conf),
