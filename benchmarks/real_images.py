@@ -27,7 +27,7 @@ def main(argv):
   del argv
   from hand_tf.data import crops
   from hand_tf.data.mediapipe_detector import MediaPipeHandDetector
-  from hand_tf.predict import image_intrinsics
+  from hand_tf.serving import default_intrinsics
   from hand_tf.predictors import find_faces, load_predictor
   from hand_tf.reconstruct import box_from_keypoints, read_image, reconstruct
 
@@ -47,7 +47,7 @@ def main(argv):
     if box is None:
       print(f"{os.path.basename(path)}: MediaPipe finds no hand; left out")
       continue
-    k = image_intrinsics(*image.shape[:2])
+    k = default_intrinsics(*image.shape[:2])  # as `predict` without --focal
     result = reconstruct(predictor, image, box, k, faces)
     to_crop = crops.crop_matrix(box, size)
     predicted.append(crops.apply_to_points(to_crop, result.joints2d))

@@ -1,0 +1,120 @@
+"""Is longer training worth it?  Held-out accuracy and prediction spread against minutes.
+
+  python benchmarks/learning_curve.py --data_dir DATA --out curve [--epochs 48] \
+      [--eval_every 4] [--image_size 64] [--batch_size 16]
+
+Trains the '3d' stage self-supervised (the training split's detections with their
+confidences, every '3d' term including the rendered ones; the paper's learning-rate
+steps scaled to --epochs) on DATA (FreiHAND layout, e.g. the demo's `ssl_data`), and
+every --eval_every epochs evaluates on the held-out split with the FreiHAND protocol.
+Writes --out/curve.json and --out/curve.png (PA-MPJPE, camera-frame MPJPE and the
+prediction spread against training minutes, the template hand as horizontal lines).
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+from absl import app, flags
+
+DATA = flags.DEFINE_string("data_dir", None, "Dataset with training and evaluation splits.")
+OUT = flags.DEFINE_string("out", "learning_curve", "Output folder.")
+EPOCHS = flags.DEFINE_integer("epochs", 48, "Epochs of the '3d' stage.")
+EVAL_EVERY = flags.DEFINE_integer("eval_every", 4, "Evaluate every N epochs.")
+SIZE = flags.DEFINE_integer("image_size", 64, "Network input size (= the images').")
+BATCH = flags.DEFINE_integer("batch_size", 16, "Batch size.")
+SEED = flags.DEFINE_integer("seed", 0, "Training seed.")
+
+
+class _InMemoryPredictor:
+  """The Keras inference model behind the `Predictor` interface evaluation uses."""
+
+  def __init__(self, model, size):
+    self.model, self.input_size = model, size
+
+  def predict(self, images, intrinsics):
+    out = self.model([images.astype(np.float32) / 255.0, intrinsics.astype(np.float32)],
+                     training=False)
+    return {k: np.asarray(out[k]) for k in ("vertices", "joints3d", "joints2d")}
+
+
+def _plot(points, template, path):
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  minutes = [p["minutes"] for p in points]
+  figure, axes = plt.subplots(1, 3, figsize=(13, 3.8), dpi=100)
+  for axis, key, title in zip(axes, ("pa_mpjpe", "mpjpe", "spread_mm"),
+                              ("PA-MPJPE (mm)", "camera-frame MPJPE (mm)",
+                               "prediction spread (mm)")):
+    axis.plot(minutes, [p["metrics"][key] for p in points], "o-", label="self-supervised")
+    if key == "spread_mm":
+      axis.axhline(points[-1]["metrics"]["ground_truth_spread_mm"], color="gray",
+                   linestyle="--", label="ground truth")
+    else:
+      axis.axhline(template[key], color="red", linestyle="--", label="template hand (PnP)")
+    axis.set_xlabel("training minutes (2-core CPU)")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+  figure.tight_layout()
+  partial = path + ".partial.png"
+  figure.savefig(partial)
+  plt.close(figure)
+  os.replace(partial, path)
+
+
+def main(argv):
+  del argv
+  import keras
+
+  from hand_tf.data import pipeline
+  from hand_tf.data.freihand import read_freihand
+  from hand_tf.data.records import write_json
+  from hand_tf.demo_job import template_baseline
+  from hand_tf.eval import report
+  from hand_tf.eval.template import scale_bone_length
+  from hand_tf.model.s2hand import ModelConfig
+  from hand_tf.training import loop
+  from hand_tf.training.trainer import Trainer, TrainerConfig
+  keras.utils.set_random_seed(SEED.value)
+  size, data = SIZE.value, DATA.value
+  train = read_freihand(data, image_size=size, source_size=size, load_vertices=False,
+                        detections=os.path.join(data, "training_detections.json"))
+  test = read_freihand(data, "evaluation", image_size=size, source_size=size)
+  plan = loop.plan_stages("3d", OUT.value, EPOCHS.value)[0]
+  trainer = Trainer(TrainerConfig(
+      out_dir=os.path.join(OUT.value, "run"),
+      model=ModelConfig(image_size=size, hourglass_features=32, hourglass_stacks=1),
+      stage="3d", mode="ssl", learning_rate=1e-3, steps_per_epoch=len(train) // BATCH.value,
+      decay_every_epochs=plan.decay_every, decay_factor=plan.decay_factor,
+      scale_target_m=scale_bone_length(None)))
+  template, _ = template_baseline(data, size)
+  predictor = _InMemoryPredictor(trainer.inference_model, size)
+  points, seconds = [], 0.0
+  for epoch in range(1, EPOCHS.value + 1):
+    start = time.time()
+    for batch in pipeline.make_dataset(train, BATCH.value, shuffle=True,
+                                       seed=SEED.value * 1000 + epoch, drop_remainder=True):
+      trainer.train_step(batch)
+    seconds += time.time() - start
+    if epoch % EVAL_EVERY.value and epoch != EPOCHS.value:
+      continue
+    evaluation = report.evaluate_records(
+        report.predict_records(predictor, test, progress=False), test)
+    metrics = evaluation["metrics"]
+    points.append({"epoch": epoch, "steps": int(trainer.step.numpy()),
+                   "minutes": seconds / 60, "metrics": metrics})
+    print(f"epoch {epoch:3d} ({seconds / 60:5.1f} min): PA-MPJPE {metrics['pa_mpjpe']:.1f} "
+          f"(template {template['pa_mpjpe']:.1f}), MPJPE {metrics['mpjpe']:.1f} "
+          f"(template {template['mpjpe']:.1f}), spread {metrics['spread_mm']:.1f} mm "
+          f"(ground truth {metrics['ground_truth_spread_mm']:.1f})", flush=True)
+    write_json(os.path.join(OUT.value, "curve.json"), {"points": points, "template": template})
+    _plot(points, template, os.path.join(OUT.value, "curve.png"))
+  print(json.dumps({"final": points[-1]["metrics"]}, default=float)[:300])
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["data_dir"])
+  app.run(main)
