@@ -133,8 +133,8 @@ def main(argv):
         scale_target_m=SCALE_TARGET.value or constants.SCALE_BONE_TARGET_M)
     try:
       trainer = Trainer(config, strategy)
-    except EncoderWeightsError as e:
-      raise app.UsageError(str(e)) from None
+    except EncoderWeightsError as e:  # one line, without the flag listing of a usage error
+      raise SystemExit(f"error: {e}") from None
     restored = trainer.restore()
     if not restored and previous:
       trainer.init_from(previous)
