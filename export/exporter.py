@@ -17,7 +17,7 @@ interrupted export never leaves a half-written file under a final name.
 import os
 import shutil
 import tempfile
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import keras
 import numpy as np
@@ -73,7 +73,9 @@ def _replace(tmp_path: str, final_path: str) -> None:
 
 
 def _tflite(source_dir: str, kind: str, calibration: np.ndarray,
-            calibration_k: np.ndarray) -> bytes:
+            calibration_k: np.ndarray, float_model: Optional[bytes] = None) -> bytes:
+  """Converts `source_dir` to one TFLite kind; int8 reads its op list from `float_model`
+  (the fp32 conversion of the same source; converted here when not given)."""
   converter = tf.lite.TFLiteConverter.from_saved_model(source_dir, ["serve_with_intrinsics"])
   if kind == "tflite_fp16":
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -87,7 +89,8 @@ def _tflite(source_dir: str, kind: str, calibration: np.ndarray,
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                            tf.lite.OpsSet.TFLITE_BUILTINS]
     # TF's selective quantisation: int8 for `INT8_OPS` only.
-    float_ops = _float_op_types(_tflite(source_dir, "tflite_fp32", calibration, calibration_k))
+    float_ops = _float_op_types(
+        float_model or _tflite(source_dir, "tflite_fp32", calibration, calibration_k))
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=representative,
         debug_options=tf.lite.experimental.QuantizationDebugOptions(
@@ -183,8 +186,11 @@ def export_model(model, image_size: int, out_dir: str, formats: Sequence[str],
       source = os.path.join(tmp, "fixed_shape")
       fixed, _ = archive(1, image_size, False)
       fixed.write_out(source, verbose=False)
-      for kind in lite:
-        data = _tflite(source, kind, images, intrinsics)
+      float_model = None
+      for kind in sorted(lite, key=FORMATS.index):  # fp32 first: int8 reuses it
+        data = _tflite(source, kind, images, intrinsics, float_model)
+        if kind == "tflite_fp32":
+          float_model = data
         staged = os.path.join(tmp, ARTEFACT[kind])
         with open(staged, "wb") as f:
           f.write(data)
