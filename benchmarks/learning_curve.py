@@ -15,7 +15,6 @@ import json
 import os
 import time
 
-import numpy as np
 from absl import app, flags
 
 DATA = flags.DEFINE_string("data_dir", None, "Dataset with training and evaluation splits.")
@@ -25,18 +24,6 @@ EVAL_EVERY = flags.DEFINE_integer("eval_every", 4, "Evaluate every N epochs.")
 SIZE = flags.DEFINE_integer("image_size", 64, "Network input size (= the images').")
 BATCH = flags.DEFINE_integer("batch_size", 16, "Batch size.")
 SEED = flags.DEFINE_integer("seed", 0, "Training seed.")
-
-
-class _InMemoryPredictor:
-  """The Keras inference model behind the `Predictor` interface evaluation uses."""
-
-  def __init__(self, model, size):
-    self.model, self.input_size = model, size
-
-  def predict(self, images, intrinsics):
-    out = self.model([images.astype(np.float32) / 255.0, intrinsics.astype(np.float32)],
-                     training=False)
-    return {k: np.asarray(out[k]) for k in ("vertices", "joints3d", "joints2d")}
 
 
 def _plot(points, template, path):
@@ -76,6 +63,7 @@ def main(argv):
   from hand_tf.eval import report
   from hand_tf.eval.template import scale_bone_length
   from hand_tf.model.s2hand import ModelConfig
+  from hand_tf.predictors import KerasPredictor
   from hand_tf.training import loop
   from hand_tf.training.trainer import Trainer, TrainerConfig
   keras.utils.set_random_seed(SEED.value)
@@ -91,7 +79,7 @@ def main(argv):
       decay_every_epochs=plan.decay_every, decay_factor=plan.decay_factor,
       scale_target_m=scale_bone_length(None)))
   template, _ = template_baseline(data, size)
-  predictor = _InMemoryPredictor(trainer.inference_model, size)
+  predictor = KerasPredictor(model=trainer.inference_model, image_size=size)
   points, seconds = [], 0.0
   for epoch in range(1, EPOCHS.value + 1):
     start = time.time()

@@ -99,11 +99,15 @@ class Predictor:
 class KerasPredictor(Predictor):
   kind = "checkpoint"
 
-  def __init__(self, path: str):
+  def __init__(self, path: Optional[str] = None, model=None, image_size: Optional[int] = None):
+    """From a checkpoint `path`, or an inference `model` in memory (e.g. while training)
+    taking `image_size` inputs."""
     from hand_tf.serving import InferenceModule
-    config, model = load_checkpoint_model(path)
-    self.input_size = config.image_size
-    self.module = InferenceModule(model, config.image_size)
+    if path is not None:
+      config, model = load_checkpoint_model(path)
+      image_size = config.image_size
+    self.input_size = image_size
+    self.module = InferenceModule(model, image_size)
     self.faces = np.asarray(model.get_layer("place_hand").mano.faces, np.int32)
     self._fn = self.module.functions()[1]
 
