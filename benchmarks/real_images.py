@@ -34,7 +34,7 @@ def main(argv):
   paths = sorted(p for p in glob.glob(os.path.join(IMAGES.value, "*"))
                  if p.lower().endswith((".jpg", ".jpeg", ".png")))
   if not paths:
-    raise app.UsageError(f"{IMAGES.value}: no .jpg/.png photos")
+    raise SystemExit(f"error: {IMAGES.value}: no .jpg/.png photos")
   predictor = load_predictor(MODEL.value)
   faces = find_faces(MODEL.value)
   detector = MediaPipeHandDetector()
@@ -54,7 +54,7 @@ def main(argv):
     detected.append(crops.apply_to_points(to_crop, keypoints))
     names.append(os.path.basename(path))
   if len(names) < 2:
-    raise app.UsageError("fewer than two photos with a detected hand")
+    raise SystemExit("error: fewer than two photos with a detected hand")
   predicted, detected = np.stack(predicted), np.stack(detected)
   model_error = np.linalg.norm(predicted - detected, axis=-1).mean(axis=1)
   constant_error = np.linalg.norm(detected.mean(axis=0) - detected, axis=-1).mean(axis=1)
