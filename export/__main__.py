@@ -49,7 +49,8 @@ def main(argv):
     print(f"export: {e}", file=sys.stderr)
     sys.exit(1)
   for kind, row in report.items():
-    print(f"{kind:12s} {row['bytes'] / 1e6:7.1f} MB  parity {row['max_vertex_mm']:.4f} mm")
+    print(f"{kind:12s} {row['bytes'] / 1e6:7.1f} MB  vertex difference max "
+          f"{row['max_vertex_mm']:.4f} mm, mean {row['mean_vertex_mm']:.4f} mm")
 
 
 if __name__ == "__main__":

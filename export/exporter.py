@@ -29,10 +29,15 @@ from hand_tf.serving import OUTPUT_NAMES, InferenceModule
 from mano_tf import constants
 
 FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx")
-# Largest vertex difference to the Keras model allowed per artefact (mm).  int8
-# quantises activations to 256 levels, so its bound is an order of magnitude looser.
-TOLERANCE_MM = {"saved_model": 0.01, "tflite_fp32": 0.1, "onnx": 0.1, "tflite_fp16": 5.0,
-                "tflite_int8": 60.0}
+# Which vertex difference to the Keras model each artefact is held to, and its bound
+# (mm).  Float artefacts are held to the largest: a conversion bug shows at one vertex.
+# int8 rounding is noise, whose largest value over a few images swings with the weights
+# (31-66 mm on untrained models of one config): it is held to the mean distance, which
+# is stable (9-12 mm there; 6 mm on the demo's trained model; 33 mm when MANO and the
+# camera heads ran in int8 too, see `_keeps_float`).
+TOLERANCE = {"saved_model": ("max_vertex_mm", 0.01), "tflite_fp32": ("max_vertex_mm", 0.1),
+             "onnx": ("max_vertex_mm", 0.1), "tflite_fp16": ("max_vertex_mm", 5.0),
+             "tflite_int8": ("mean_vertex_mm", 20.0)}
 ARTEFACT = {"saved_model": "saved_model", "tflite_fp32": "s2hand_fp32.tflite",
             "tflite_fp16": "s2hand_fp16.tflite", "tflite_int8": "s2hand_int8.tflite",
             "onnx": "s2hand.onnx"}
@@ -48,12 +53,26 @@ INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN", "RELU", "
             "MAX_POOL_2D", "AVERAGE_POOL_2D", "PAD", "RESIZE_BILINEAR")
 
 
-def _float_op_types(float_model: bytes):
-  """Op types of a float .tflite that are not in `INT8_OPS`."""
+def _keeps_float(node_name: str) -> bool:
+  """Whether a TFLite op (named by its first output) stays float in the int8 model."""
+  # MANO's PCA and blend-shape products and the small MLPs that read pose, shape and
+  # camera off the trunk are FULLY_CONNECTED ops like the encoder's; in int8 they moved
+  # the demo model's vertices by 33 mm on average (6 mm when float) for 1.9 MB.
+  return "place_hand" in node_name or (
+      "geometry_head" in node_name and "trunk" not in node_name)
+
+
+def _float_ops(float_model: bytes):
+  """(op types, node names) of a float .tflite that the int8 model keeps in float."""
   from ai_edge_litert.interpreter import Interpreter
+  interpreter = Interpreter(model_content=float_model)
+  names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
   # _get_ops_details is LiteRT's own op listing (no public equivalent).
-  ops = Interpreter(model_content=float_model)._get_ops_details()  # noqa: SLF001
-  return sorted({op["op_name"] for op in ops} - set(INT8_OPS))
+  ops = interpreter._get_ops_details()  # noqa: SLF001
+  types = sorted({op["op_name"] for op in ops} - set(INT8_OPS))
+  nodes = sorted({names[op["outputs"][0]] for op in ops
+                  if len(op["outputs"]) and _keeps_float(names[op["outputs"][0]])})
+  return types, nodes
 
 
 class ParityError(RuntimeError):
@@ -89,12 +108,12 @@ def _tflite(source_dir: str, kind: str, calibration: np.ndarray,
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                            tf.lite.OpsSet.TFLITE_BUILTINS]
     # TF's selective quantisation: int8 for `INT8_OPS` only.
-    float_ops = _float_op_types(
+    float_types, float_nodes = _float_ops(
         float_model or _tflite(source_dir, "tflite_fp32", calibration, calibration_k))
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=representative,
         debug_options=tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_ops=float_ops))
+            denylisted_ops=float_types, denylisted_nodes=float_nodes))
     return debugger.get_nondebug_quantized_model()
   return converter.convert()
 
@@ -143,7 +162,8 @@ def export_model(model, image_size: int, out_dir: str, formats: Sequence[str],
     parity_count: how many of the images the parity check runs.
 
   Returns:
-    {format: {"path", "bytes", "max_vertex_mm", "max_joints2d_px", "tolerance_mm"}}.
+    {format: {"path", "bytes", "max_vertex_mm", "mean_vertex_mm", "max_joints2d_px",
+    "gate", "tolerance_mm"}}: `gate` names the figure held to `tolerance_mm`.
 
   Raises:
     ParityError: an artefact differs from the Keras model beyond its tolerance (the
@@ -209,16 +229,20 @@ def export_model(model, image_size: int, out_dir: str, formats: Sequence[str],
   for kind in formats:
     path = os.path.join(out_dir, ARTEFACT[kind])
     got = load_predictor(path).predict(parity_images, parity_k)
-    vertex_mm = float(np.abs(got["vertices"] - reference["vertices"]).max() * 1000)
-    joints_px = float(np.abs(got["joints2d"] - reference["joints2d"]).max())
+    difference = got["vertices"] - reference["vertices"]
     size = (sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
             if os.path.isdir(path) else os.path.getsize(path))
-    report[kind] = {"path": path, "bytes": size, "max_vertex_mm": vertex_mm,
-                    "max_joints2d_px": joints_px, "tolerance_mm": TOLERANCE_MM[kind]}
-    ok = vertex_mm <= TOLERANCE_MM[kind]
-    log(f"parity {kind:12s} vertices max {vertex_mm:8.4f} mm (tolerance "
-        f"{TOLERANCE_MM[kind]} mm), joints2d max {joints_px:.3f} px: "
-        f"{'ok' if ok else 'FAILED'}")
+    gate, tolerance = TOLERANCE[kind]
+    row = {"path": path, "bytes": size,
+           "max_vertex_mm": float(np.abs(difference).max() * 1000),
+           "mean_vertex_mm": float(np.linalg.norm(difference, axis=-1).mean() * 1000),
+           "max_joints2d_px": float(np.abs(got["joints2d"] - reference["joints2d"]).max()),
+           "gate": gate, "tolerance_mm": tolerance}
+    report[kind] = row
+    ok = row[gate] <= tolerance
+    log(f"parity {kind:12s} vertices max {row['max_vertex_mm']:8.4f} mm, mean "
+        f"{row['mean_vertex_mm']:8.4f} mm ({gate.split('_')[0]} <= {tolerance} mm), "
+        f"joints2d max {row['max_joints2d_px']:.3f} px: {'ok' if ok else 'FAILED'}")
     if not ok:
       failures.append(kind)
   write_json(os.path.join(out_dir, "parity.json"), report)

@@ -54,6 +54,24 @@ def exported(tmp_path_factory):
   return checkpoint, out, data
 
 
+def test_int8_model_runs_the_encoder_in_int8_and_the_hand_model_in_float(exported):
+  from ai_edge_litert.interpreter import Interpreter
+  _, out, _ = exported
+  interpreter = Interpreter(model_path=str(out / "s2hand_int8.tflite"))
+  tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+  output_types = {}
+  for op in interpreter._get_ops_details():  # noqa: SLF001
+    if len(op["outputs"]):
+      first = tensors[op["outputs"][0]]
+      output_types[first["name"]] = (op["op_name"], first["dtype"])
+  encoder = [t for n, (op, t) in output_types.items() if "encoder" in n and op == "CONV_2D"]
+  assert encoder and all(t == np.int8 for t in encoder)
+  hand = [(n, t) for n, (op, t) in output_types.items()
+          if op in ("FULLY_CONNECTED", "BATCH_MATMUL") and (
+              "place_hand" in n or ("geometry_head" in n and "trunk" not in n))]
+  assert len(hand) > 5 and all(t == np.float32 for _, t in hand), hand
+
+
 def _inputs(data, count=3):
   from hand_tf.data.freihand import read_freihand
   from hand_tf.reconstruct import read_image
@@ -68,7 +86,7 @@ def test_export_writes_every_format_within_its_parity_tolerance(exported):
   assert sorted(parity) == sorted(FORMATS)
   for kind, row in parity.items():
     assert os.path.exists(out / ARTEFACTS[kind]), kind
-    assert row["max_vertex_mm"] <= row["tolerance_mm"], (kind, row)
+    assert row[row["gate"]] <= row["tolerance_mm"], (kind, row)
   assert parity["saved_model"]["max_vertex_mm"] < 0.01
   assert parity["tflite_fp32"]["max_vertex_mm"] < 0.1
   # int8 halves the file of fp16 at least once more; fp16 about halves fp32.
@@ -90,12 +108,16 @@ def test_every_runtime_matches_the_checkpoint_on_new_images(exported):
   assert reference["camera"].shape == (3, 7) and reference["lighting"].shape == (3, 11)
   assert np.all((reference["texture"] >= 0) & (reference["texture"] <= 1))
   for kind, tolerance_mm in (("saved_model", 0.01), ("tflite_fp32", 0.1), ("onnx", 0.1),
-                             ("tflite_fp16", 5.0), ("tflite_int8", 60.0)):
+                             ("tflite_fp16", 5.0), ("tflite_int8", 20.0)):
     predictor = load_predictor(str(out / ARTEFACTS[kind]))
     assert predictor.input_size == SIZE and predictor.faces.shape == (1538, 3)
     got = predictor.predict(images, k)
     assert set(got) == set(reference), kind
-    error_mm = np.abs(got["vertices"] - reference["vertices"]).max() * 1000
+    difference = got["vertices"] - reference["vertices"]
+    # int8 is held to the mean distance, float formats to the largest difference
+    # (export.exporter.TOLERANCE says why).
+    error_mm = 1000 * (np.linalg.norm(difference, axis=-1).mean() if kind == "tflite_int8"
+                       else np.abs(difference).max())
     assert error_mm <= tolerance_mm, (kind, error_mm)
 
 
