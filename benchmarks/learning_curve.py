@@ -58,10 +58,10 @@ def main(argv):
 
   from hand_tf.data import pipeline
   from hand_tf.data.freihand import read_freihand
-  from hand_tf.data.records import write_json
   from hand_tf.demo_job import template_baseline
   from hand_tf.eval import report
   from hand_tf.eval.template import scale_bone_length
+  from hand_tf.io import write_json
   from hand_tf.model.s2hand import ModelConfig
   from hand_tf.predictors import KerasPredictor
   from hand_tf.training import loop

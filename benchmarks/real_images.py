@@ -27,8 +27,9 @@ def main(argv):
   del argv
   from hand_tf.data import crops
   from hand_tf.data.mediapipe_detector import MediaPipeHandDetector
+  from hand_tf.io import read_image
   from hand_tf.predictors import find_faces, load_predictor
-  from hand_tf.reconstruct import box_from_keypoints, read_image, reconstruct
+  from hand_tf.reconstruct import box_from_keypoints, reconstruct
   from hand_tf.serving import default_intrinsics
 
   paths = sorted(p for p in glob.glob(os.path.join(IMAGES.value, "*"))

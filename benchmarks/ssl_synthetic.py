@@ -111,7 +111,7 @@ def _run_row(key, spec, data, out, scale_target, log):
     metrics = json.load(f)["metrics"]
   steps = _epochs(spec) * (TRAIN_IMAGES.value // BATCH.value)
   result = {"metrics": metrics, "train_s": train_s, "steps": steps}
-  from hand_tf.data.records import write_json
+  from hand_tf.io import write_json
   write_json(result_path, result)
   return result
 
@@ -142,9 +142,9 @@ def _headline(results):
 
 def main(argv):
   del argv
-  from hand_tf.data.records import write_json
   from hand_tf.demo_job import synthesize_split, template_baseline
   from hand_tf.eval import report
+  from hand_tf.io import write_json
   out, size = OUT.value, IMAGE_SIZE.value
   keys = ROWS.value or list(ROW_SPECS)
   unknown = set(keys) - set(ROW_SPECS)

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hand_tf.data.records import write_json
+from hand_tf.io import write_json
 from hand_tf.predictors import load_predictor
 from hand_tf.serving import OUTPUT_NAMES, InferenceModule
 from mano_tf import constants
@@ -256,7 +256,7 @@ def calibration_set(image_size, count, root=None, mano_model_path=None):
   from hand_tf.data.crops import crop_image
   from hand_tf.data.freihand import read_freihand
   from hand_tf.data.synthetic_data import synthesize
-  from hand_tf.reconstruct import read_image
+  from hand_tf.io import read_image
   with tempfile.TemporaryDirectory(prefix="export_calibration_") as tmp:
     if root is None:
       root = tmp

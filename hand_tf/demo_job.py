@@ -101,9 +101,9 @@ def _contact_sheet(images, overlays, path, scale=3):
 
 def run(out: str, config: JobConfig, log=print) -> dict:
   """Runs every step into `out`; returns the report dict (also report/metrics.json)."""
-  from hand_tf.data.records import write_json
   from hand_tf.eval import report as report_lib
   from hand_tf.eval.template import scale_bone_length
+  from hand_tf.io import write_json
   size, timings = config.image_size, {}
   data = os.path.join(out, "ssl_data")
   run_dir = os.path.join(out, "run")

@@ -5,7 +5,7 @@ from typing import Optional
 
 import numpy as np
 
-from mano_tf.model_file import atomic_write_bytes
+from hand_tf.io import atomic_write_bytes
 
 
 def _check(vertices, faces, colors):

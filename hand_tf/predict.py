@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from absl import app, flags, logging
 
-from hand_tf.reconstruct import InputError, read_image
+from hand_tf.io import InputError, read_image
 
 MODEL = flags.DEFINE_string("model", None, "Checkpoint (or run folder), SavedModel folder, "
                             ".tflite or .onnx.", required=True)
@@ -61,7 +61,7 @@ def main(argv):
   if not images:
     raise app.UsageError("give one or more image files")
   from hand_tf import reconstruct
-  from hand_tf.data.records import load_json
+  from hand_tf.io import load_json
   from hand_tf.predictors import load_predictor
 
   predictor = load_predictor(MODEL.value, NUM_THREADS.value)

@@ -7,7 +7,6 @@ the original image with the original K.
 """
 
 import dataclasses
-import os
 from typing import Dict, Optional
 
 import cv2
@@ -15,22 +14,8 @@ import numpy as np
 
 from hand_tf import mesh_io, visualize
 from hand_tf.data import crops
-from hand_tf.data.records import write_json
+from hand_tf.io import write_json
 from mano_tf import constants
-
-
-class InputError(ValueError):
-  """An input image, box or keypoint file is missing or malformed."""
-
-
-def read_image(path: str) -> np.ndarray:
-  """`[H, W, 3]` uint8 RGB; a clear error for a missing or unreadable file."""
-  if not os.path.isfile(path):
-    raise InputError(f"{path}: image not found")
-  image = cv2.imread(path, cv2.IMREAD_COLOR)
-  if image is None:
-    raise InputError(f"{path}: not a readable image")
-  return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 @dataclasses.dataclass

@@ -21,7 +21,7 @@ from hand_tf.data import pipeline
 from hand_tf.data.folder import read_folder
 from hand_tf.data.freihand import read_freihand
 from hand_tf.data.ho3d import read_ho3d
-from hand_tf.data.records import DataError
+from hand_tf.io import InputError
 from hand_tf.model.encoder import EncoderWeightsError
 from hand_tf.model.s2hand import ModelConfig
 from hand_tf.training import loop
@@ -105,7 +105,7 @@ def main(argv):
     tf.keras.mixed_precision.set_global_policy("mixed_float16")
   try:
     records = _records()
-  except DataError as e:
+  except InputError as e:
     raise app.UsageError(str(e)) from e
   if len(records) < BATCH.value:
     raise app.UsageError(f"{len(records)} images for a batch of {BATCH.value}")

@@ -14,12 +14,12 @@ import dataclasses
 import io
 import os
 import pickle
-import tempfile
 from typing import Dict, Optional
 
 import numpy as np
 import scipy.sparse
 
+from hand_tf.io import atomic_write_bytes
 from mano_tf import constants
 
 
@@ -335,22 +335,6 @@ def model_to_dict(model: ManoModel) -> Dict[str, object]:
       "bs_type": "lrotmin",
       "fingertip_vertex_ids": model.tip_vertex_ids.astype(np.int64),
   }
-
-
-def atomic_write_bytes(path, payload: bytes):
-  """Writes `payload` to `path` through a temporary file and a rename."""
-  path = os.fspath(path)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(payload)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 def save_mano_model(model: ManoModel, path, fmt: Optional[str] = None):

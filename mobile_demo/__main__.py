@@ -32,7 +32,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 
 def _frames(inputs, max_frames):
   """Yields (name, RGB frame, is_video, fps) from images, folders, a video or a camera."""
-  from hand_tf.reconstruct import read_image
+  from hand_tf.io import read_image
   for item in inputs:
     is_video_file = os.path.isfile(item) and not item.lower().endswith(IMAGE_EXTENSIONS)
     if item.startswith("camera:") or is_video_file:
@@ -60,7 +60,7 @@ def _frames(inputs, max_frames):
 
 def main(argv):
   del argv
-  from hand_tf.data.records import write_json
+  from hand_tf.io import write_json
   from mobile_demo.pipeline import HandPipeline
   detector = None
   if DETECTOR.value == "mediapipe" and not BOX.value:

@@ -14,8 +14,9 @@ from hand_tf.data import pipeline
 from hand_tf.data.folder import read_folder
 from hand_tf.data.freihand import read_freihand
 from hand_tf.data.ho3d import read_ho3d
-from hand_tf.data.records import DataError, project_numpy
+from hand_tf.data.records import project_numpy
 from hand_tf.data.synthetic_data import synthesize
+from hand_tf.io import InputError
 from mano_tf import constants
 
 
@@ -115,7 +116,7 @@ def test_freihand_four_versions_share_annotations(tmp_path):
 def test_freihand_errors_name_the_file_and_field(tmp_path, damage, message):
   _write_freihand_fixture(tmp_path)
   damage(tmp_path)
-  with pytest.raises(DataError, match=message):
+  with pytest.raises(InputError, match=message):
     read_freihand(str(tmp_path), image_size=32, source_size=32)
 
 
@@ -151,10 +152,10 @@ def test_detection_formats(tmp_path):
 def test_bad_detection_files(tmp_path, content, message):
   path = tmp_path / "d.json"
   path.write_text(json.dumps(content))
-  with pytest.raises(DataError, match=message):
+  with pytest.raises(InputError, match=message):
     det.read_detections(path)
   found = det.Detections(np.zeros((1, 21, 2)), np.ones((1, 21)), ["x.jpg"], "f.json")
-  with pytest.raises(DataError, match="f.json: no detection for image 'y.jpg'"):
+  with pytest.raises(InputError, match="f.json: no detection for image 'y.jpg'"):
     found.lookup(["y.jpg"])
 
 
@@ -203,7 +204,7 @@ def test_ho3d_reader_crops_and_updates_k(tmp_path):
   assert np.all(train.joints3d[..., 2] > 0)  # converted to OpenCV axes
   kp = train.keypoints
   assert np.all((kp > 0) & (kp < 64))  # the crop contains the hand
-  with pytest.raises(DataError, match="needs detections"):
+  with pytest.raises(InputError, match="needs detections"):
     read_ho3d(str(tmp_path), "evaluation")
   det_path = tmp_path / "det.json"
   det.write_detections(det_path, np.full((1, 21, 2), 80.0), np.ones((1, 21)), ["EV/0003"])
@@ -220,10 +221,10 @@ def test_ho3d_errors(tmp_path):
   meta_path = tmp_path / "train" / "SEQ1" / "meta" / "0000.pkl"
   with open(meta_path, "wb") as f:
     pickle.dump({"camMat": np.eye(3)}, f)
-  with pytest.raises(DataError, match="0000.pkl: missing field 'handJoints3D'"):
+  with pytest.raises(InputError, match="0000.pkl: missing field 'handJoints3D'"):
     read_ho3d(str(tmp_path), "train")
   meta_path.write_bytes(b"garbage")
-  with pytest.raises(DataError, match="0000.pkl: not a readable pickle"):
+  with pytest.raises(InputError, match="0000.pkl: not a readable pickle"):
     read_ho3d(str(tmp_path), "train")
 
 
@@ -239,7 +240,7 @@ def test_folder_reader(tmp_path):
   full = read_folder(str(images), str(tmp_path / "kp.json"), image_size=64, crop="full")
   np.testing.assert_allclose(full.crop_boxes[0], [0, -25, 150, 150])
   det.write_detections(tmp_path / "kp2.json", kp, np.ones((1, 21)), ["missing.png"])
-  with pytest.raises(DataError, match="missing.png: image missing or unreadable"):
+  with pytest.raises(InputError, match="missing.png: image missing or unreadable"):
     read_folder(str(images), str(tmp_path / "kp2.json"))
 
 
@@ -355,3 +356,34 @@ def test_freihand_reader_takes_the_image_side_from_the_images(synthetic_dataset)
   explicit = read_freihand(str(root), image_size=64, source_size=96)
   np.testing.assert_allclose(records.keypoints, explicit.keypoints)
   np.testing.assert_allclose(records.intrinsics, explicit.intrinsics)
+
+
+def test_training_sees_the_pixels_inference_crops(tmp_path):
+  """The tf.data pipeline and `crops.crop_image` (evaluation, export, inference) give the
+  same crop at every shrink factor, masks included (train/serve skew guard)."""
+  from hand_tf.data import crops
+  from hand_tf.data.records import HandRecords
+  from hand_tf.io import read_image
+  rng = np.random.default_rng(3)
+  size = 32
+  # Fine detail, where an unfiltered resampler and an antialiased one disagree most.
+  image = cv2.resize(rng.integers(0, 256, (90, 120, 3), np.uint8), (480, 360),
+                     interpolation=cv2.INTER_NEAREST)
+  cv2.imwrite(str(tmp_path / "image.png"), image[..., ::-1])
+  cv2.imwrite(str(tmp_path / "mask.png"), image[..., 0])
+  shrinks = (1.0, 2.0, 3.5, 5.0, 9.0)
+  boxes = np.array([[100.3, 40.7, s * size, s * size] for s in shrinks] +
+                   [[-40.0, 300.0, 120.0, 120.0]], np.float32)  # partly outside
+  n = len(boxes)
+  records = HandRecords(
+      image_paths=[str(tmp_path / "image.png")] * n, image_size=size, crop_boxes=boxes,
+      intrinsics=np.tile(np.eye(3, dtype=np.float32), (n, 1, 1)),
+      keypoints=np.zeros((n, 21, 2), np.float32), confidence=np.ones((n, 21), np.float32),
+      mask_paths=[str(tmp_path / "mask.png")] * n)
+  batch = next(iter(pipeline.make_dataset(records, n, deterministic=True, include_masks=True)))
+  for i, box in enumerate(boxes):
+    for key, channels in (("image", 3), ("mask", 1)):
+      served = crops.crop_image(read_image(tmp_path / f"{key}.png", channels), box, size)
+      trained = batch[key][i].numpy() * 255.0
+      difference = np.abs(trained - served.astype(np.float32))
+      assert difference.max() <= 1.0, (key, box, difference.mean(), difference.max())

@@ -74,7 +74,7 @@ def test_int8_model_runs_the_encoder_in_int8_and_the_hand_model_in_float(exporte
 
 def _inputs(data, count=3):
   from hand_tf.data.freihand import read_freihand
-  from hand_tf.reconstruct import read_image
+  from hand_tf.io import read_image
   records = read_freihand(str(data), image_size=SIZE, source_size=SIZE)
   images = np.stack([read_image(p) for p in records.image_paths[:count]])
   return images, records.intrinsics[:count]
@@ -171,7 +171,7 @@ def test_bad_model_files_are_refused_with_the_file_named(exported, tmp_path):
 
 def test_predict_cli_writes_meshes_joints_and_overlays(exported, tmp_path):
   from hand_tf import mesh_io
-  from hand_tf.reconstruct import read_image
+  from hand_tf.io import read_image
   _, out, data = exported
   image_path = sorted((data / "training" / "rgb").iterdir())[0]
   # A larger frame with the hand somewhere in it: the crop box brings it back.

@@ -43,12 +43,16 @@ def crop_image(image: np.ndarray, box, output_size: int) -> np.ndarray:
   `crop_matrix` (pixel c covers [c, c + 1)); OpenCV indexes pixel centres, hence the
   half-pixel shift.
 
+  Training (`data.pipeline`), evaluation, export and inference all crop through this
+  function, so the network sees the same pixels in each.
+
   Args:
     image: `[H, W, C]` uint8.
 
   Returns:
     `[output_size, output_size, C]` uint8 crop.
   """
+  channels = image.shape[2:]  # OpenCV drops a single channel; it is put back below
   matrix = crop_matrix(box, output_size).astype(np.float64)[:2]
   matrix[:, 2] += 0.5 * matrix[:, :2].sum(axis=1) - 0.5
   # Shrinking by more than 2x aliases with bilinear sampling; INTER_AREA is not
@@ -57,5 +61,6 @@ def crop_image(image: np.ndarray, box, output_size: int) -> np.ndarray:
   if shrink > 2.0:
     sigma = 0.5 * shrink
     image = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma)
-  return cv2.warpAffine(image, matrix, (output_size, output_size), flags=cv2.INTER_LINEAR,
+  crop = cv2.warpAffine(image, matrix, (output_size, output_size), flags=cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+  return crop.reshape(output_size, output_size, *channels)

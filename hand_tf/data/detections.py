@@ -18,7 +18,8 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from hand_tf.data.records import DataError, as_array, load_json, write_json
+from hand_tf.data.records import as_array
+from hand_tf.io import InputError, load_json, write_json
 from mano_tf import constants
 
 FORMAT = "hand_tf.detections.v1"
@@ -35,9 +36,9 @@ class Detections:
     self.names = list(names) if names is not None else None
     self.source = source
     if self.names is not None and len(self.names) != len(self.keypoints):
-      raise DataError(f"{source}: {len(self.names)} names for {len(self.keypoints)} detections")
+      raise InputError(f"{source}: {len(self.names)} names for {len(self.keypoints)} detections")
     if len(self.keypoints) == 0:
-      raise DataError(f"{source}: the detections file is empty")
+      raise InputError(f"{source}: the detections file is empty")
 
   def __len__(self):
     return len(self.keypoints)
@@ -57,12 +58,12 @@ class Detections:
                       os.path.splitext(os.path.basename(name))[0])
         key = next((c for c in candidates if c in index), None)
         if key is None:
-          raise DataError(f"{self.source}: no detection for image '{name}'")
+          raise InputError(f"{self.source}: no detection for image '{name}'")
         rows.append(index[key])
     else:
       rows = list(fallback_index if fallback_index is not None else range(len(image_names)))
       if rows and max(rows) >= len(self):
-        raise DataError(f"{self.source}: {len(self)} detections for {len(image_names)} images")
+        raise InputError(f"{self.source}: {len(self)} detections for {len(image_names)} images")
     rows = np.asarray(rows)
     return self.keypoints[rows], self.confidence[rows]
 
@@ -88,7 +89,7 @@ def _read_openpose_folder(directory) -> Detections:
     data = load_json(path, "OpenPose file")
     people = data.get("people") if isinstance(data, dict) else None
     if people is None:
-      raise DataError(f"{path}: missing field 'people'")
+      raise InputError(f"{path}: missing field 'people'")
     best = None
     for person in people:
       for key in ("hand_right_keypoints_2d", "hand_left_keypoints_2d"):
@@ -104,7 +105,7 @@ def _read_openpose_folder(directory) -> Detections:
     keypoints.append(best[:, :2])
     confidence.append(np.clip(best[:, 2], 0.0, 1.0))
   if not names:
-    raise DataError(f"{directory}: no OpenPose .json files")
+    raise InputError(f"{directory}: no OpenPose .json files")
   return Detections(np.stack(keypoints), np.stack(confidence), names, directory)
 
 
@@ -116,21 +117,21 @@ def read_detections(path) -> Detections:
   data = load_json(path, "detections file")
   if isinstance(data, dict):
     if data.get("format") != FORMAT:
-      raise DataError(f"{path}: field 'format' must be '{FORMAT}'")
+      raise InputError(f"{path}: field 'format' must be '{FORMAT}'")
     if "keypoints" not in data:
-      raise DataError(f"{path}: missing field 'keypoints'")
+      raise InputError(f"{path}: missing field 'keypoints'")
     if len(data["keypoints"]) == 0:
-      raise DataError(f"{path}: the detections file is empty")
+      raise InputError(f"{path}: the detections file is empty")
     keypoints, confidence = _from_rows(data["keypoints"], path, "keypoints")
     return Detections(keypoints, confidence, data.get("images"), path)
   if isinstance(data, list) and len(data) in (2, 3):
     if len(data[0]) == 0:
-      raise DataError(f"{path}: the detections file is empty")
+      raise InputError(f"{path}: the detections file is empty")
     peaks = as_array(data[0], path, "peaks", (-1, _K, 2))
     values = as_array(data[1], path, "values", (len(peaks), _K, -1))[..., 0]
     names = data[2] if len(data) == 3 else None
     return Detections(peaks, np.clip(values, 0.0, 1.0), names, path)
-  raise DataError(f"{path}: unrecognised detections format")
+  raise InputError(f"{path}: unrecognised detections format")
 
 
 # --------------------------------------------------------------------------------------

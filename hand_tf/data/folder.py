@@ -13,7 +13,8 @@ import numpy as np
 
 from hand_tf.data import crops
 from hand_tf.data.detections import read_detections
-from hand_tf.data.records import DataError, HandRecords, as_array, load_json
+from hand_tf.data.records import HandRecords, as_array
+from hand_tf.io import InputError, load_json
 
 
 def default_intrinsics(width, height) -> np.ndarray:
@@ -25,10 +26,10 @@ def read_folder(images_dir, keypoints_json, image_size: int = 224,
                 crop: str = "keypoints") -> HandRecords:
   """Reads every image named in `keypoints_json` from `images_dir`."""
   if crop not in ("keypoints", "full"):
-    raise DataError(f"crop must be 'keypoints' or 'full', got {crop!r}")
+    raise InputError(f"crop must be 'keypoints' or 'full', got {crop!r}")
   found = read_detections(keypoints_json)
   if found.names is None:
-    raise DataError(f"{keypoints_json}: missing field 'images' (the image file names)")
+    raise InputError(f"{keypoints_json}: missing field 'images' (the image file names)")
   data = load_json(keypoints_json)
   intrinsics_all = None
   if isinstance(data, dict) and "intrinsics" in data:
@@ -39,7 +40,7 @@ def read_folder(images_dir, keypoints_json, image_size: int = 224,
     path = os.path.join(images_dir, name)
     image = cv2.imread(path) if os.path.isfile(path) else None
     if image is None:
-      raise DataError(f"{path}: image missing or unreadable")
+      raise InputError(f"{path}: image missing or unreadable")
     height, width = image.shape[:2]
     if crop == "keypoints":
       box = crops.square_box_around(found.keypoints[i], max_side=float(max(width, height)))

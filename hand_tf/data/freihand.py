@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 from hand_tf.data.detections import read_detections
-from hand_tf.data.records import DataError, HandRecords, as_array, load_json, project_numpy
+from hand_tf.data.records import HandRecords, as_array, project_numpy
+from hand_tf.io import InputError, load_json
 from mano_tf import constants
 
 VERSIONS = ("gs", "hom", "sample", "auto")
@@ -48,9 +49,9 @@ def read_freihand(root, split: str = "training", versions: Sequence[str] = ("gs"
       first image, so sets rendered at other sizes are not mis-cropped.
   """
   if split not in ("training", "evaluation"):
-    raise DataError(f"split must be 'training' or 'evaluation', got {split!r}")
+    raise InputError(f"split must be 'training' or 'evaluation', got {split!r}")
   if not os.path.isdir(root):
-    raise DataError(f"{root}: FreiHAND folder not found")
+    raise InputError(f"{root}: FreiHAND folder not found")
   k_path = annotation_path(root, split, "K")
   intrinsics = as_array(load_json(k_path, "intrinsics file"), k_path, "K", (-1, 3, 3))
   num = len(intrinsics)
@@ -66,14 +67,14 @@ def read_freihand(root, split: str = "training", versions: Sequence[str] = ("gs"
     versions = ("gs",)
   for v in versions:
     if v not in VERSIONS:
-      raise DataError(f"unknown FreiHAND version {v!r}; choose from {VERSIONS}")
+      raise InputError(f"unknown FreiHAND version {v!r}; choose from {VERSIONS}")
   ids = np.arange(num)
   image_ids = np.concatenate([ids + VERSIONS.index(v) * num for v in versions])
   unique = np.tile(ids, len(versions))
   image_paths = [os.path.join(root, split, "rgb", "%08d.jpg" % i) for i in image_ids]
   for path in image_paths:
     if not os.path.isfile(path):
-      raise DataError(f"{path}: image missing")
+      raise InputError(f"{path}: image missing")
   if source_size is None:
     source_size = _image_side(image_paths[0])
   mask_paths = None
@@ -89,7 +90,7 @@ def read_freihand(root, split: str = "training", versions: Sequence[str] = ("gs"
     keypoints = project_numpy(joints3d, intrinsics)[unique]
     confidence = np.ones((len(unique), 21), np.float32)
   else:
-    raise DataError(f"{root}: no detections given and no {xyz_path} to derive 2D keypoints")
+    raise InputError(f"{root}: no detections given and no {xyz_path} to derive 2D keypoints")
 
   scale = image_size / float(source_size)
   resize = np.diag([scale, scale, 1.0]).astype(np.float32)
@@ -106,8 +107,8 @@ def _image_side(path: str) -> int:
   """Side of a square stored image, pixels."""
   image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
   if image is None:
-    raise DataError(f"{path}: not a readable image")
+    raise InputError(f"{path}: not a readable image")
   height, width = image.shape[:2]
   if height != width:
-    raise DataError(f"{path}: FreiHAND images are square, this one is {width} x {height}")
+    raise InputError(f"{path}: FreiHAND images are square, this one is {width} x {height}")
   return int(width)

@@ -14,7 +14,8 @@ import numpy as np
 
 from hand_tf.data import crops
 from hand_tf.data.detections import read_detections
-from hand_tf.data.records import DataError, HandRecords, as_array, project_numpy
+from hand_tf.data.records import HandRecords, as_array, project_numpy
+from hand_tf.io import InputError
 from mano_tf import constants
 from mano_tf.model_file import ManoModelError, read_pickle_safely
 
@@ -28,15 +29,15 @@ def _meta(path):
   try:
     meta = read_pickle_safely(path)
   except ManoModelError as e:
-    raise DataError(str(e)) from e
+    raise InputError(str(e)) from e
   if not isinstance(meta, dict):
-    raise DataError(f"{path}: expected a dictionary of annotations")
+    raise InputError(f"{path}: expected a dictionary of annotations")
   return meta
 
 
 def _field(meta, path, key, shape):
   if key not in meta or meta[key] is None:
-    raise DataError(f"{path}: missing field '{key}'")
+    raise InputError(f"{path}: missing field '{key}'")
   return as_array(meta[key], path, key, shape)
 
 
@@ -52,25 +53,25 @@ def read_ho3d(root, split: str = "train", detections: Optional[str] = None,
     image_size: model input size.
   """
   if split not in ("train", "evaluation"):
-    raise DataError(f"split must be 'train' or 'evaluation', got {split!r}")
+    raise InputError(f"split must be 'train' or 'evaluation', got {split!r}")
   list_path = os.path.join(root, f"{split}.txt")
   if not os.path.isfile(list_path):
-    raise DataError(f"{list_path}: HO-3D split list not found")
+    raise InputError(f"{list_path}: HO-3D split list not found")
   with open(list_path) as f:
     names = [line.strip() for line in f if line.strip()]
   if not names:
-    raise DataError(f"{list_path}: empty split list")
+    raise InputError(f"{list_path}: empty split list")
   found = read_detections(detections) if detections is not None else None
   paths, boxes, intrinsics, keypoints, confidence, joints = [], [], [], [], [], []
   for name in names:
     if name.count("/") != 1:
-      raise DataError(f"{list_path}: entry '{name}' is not SEQ/ID")
+      raise InputError(f"{list_path}: entry '{name}' is not SEQ/ID")
     seq, frame = name.split("/")
     base = os.path.join(root, split, seq)
     image = next((os.path.join(base, "rgb", frame + ext) for ext in (".png", ".jpg")
                   if os.path.isfile(os.path.join(base, "rgb", frame + ext))), None)
     if image is None:
-      raise DataError(f"{os.path.join(base, 'rgb', frame)}.png/.jpg: image missing")
+      raise InputError(f"{os.path.join(base, 'rgb', frame)}.png/.jpg: image missing")
     meta_path = os.path.join(base, "meta", frame + ".pkl")
     meta = _meta(meta_path)
     cam = _field(meta, meta_path, "camMat", (3, 3))
@@ -89,7 +90,7 @@ def read_ho3d(root, split: str = "train", detections: Optional[str] = None,
     elif gt is not None:
       kp, conf = crops.apply_to_points(to_crop, anchor), np.ones(21, np.float32)
     else:
-      raise DataError(f"{meta_path}: the evaluation split needs detections for 2D keypoints")
+      raise InputError(f"{meta_path}: the evaluation split needs detections for 2D keypoints")
     paths.append(image)
     boxes.append(box)
     intrinsics.append(to_crop @ cam)

@@ -7,18 +7,12 @@ the cutting).  Keypoints follow the 21-point FreiHAND/OpenPose order.
 """
 
 import dataclasses
-import json
-import os
 from typing import List, Optional
 
 import numpy as np
 
+from hand_tf.io import InputError
 from mano_tf import constants
-from mano_tf.model_file import atomic_write_bytes
-
-
-class DataError(ValueError):
-  """A dataset file is missing, unreadable or malformed; the message names file and field."""
 
 
 @dataclasses.dataclass
@@ -60,12 +54,12 @@ class HandRecords:
         continue
       value = np.asarray(value, np.float32)
       if value.shape != shape:
-        raise DataError(f"HandRecords.{name} has shape {value.shape}, expected {shape}")
+        raise InputError(f"HandRecords.{name} has shape {value.shape}, expected {shape}")
       if not np.all(np.isfinite(value)):
-        raise DataError(f"HandRecords.{name} contains NaN or infinite values")
+        raise InputError(f"HandRecords.{name} contains NaN or infinite values")
       setattr(self, name, value)
     if self.mask_paths is not None and len(self.mask_paths) != n:
-      raise DataError(f"{len(self.mask_paths)} mask paths for {n} images")
+      raise InputError(f"{len(self.mask_paths)} mask paths for {n} images")
 
   def __len__(self):
     return len(self.image_paths)
@@ -82,33 +76,17 @@ class HandRecords:
         [self.mask_paths[i] for i in indices])
 
 
-def load_json(path, what: str = "file"):
-  """Reads JSON; a missing or corrupt file raises DataError naming it."""
-  if not os.path.isfile(path):
-    raise DataError(f"{path}: {what} not found")
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise DataError(f"{path}: not valid JSON ({e})") from e
-
-
-def write_json(path, value):
-  """Writes JSON atomically."""
-  atomic_write_bytes(path, json.dumps(value, separators=(",", ":")).encode())
-
-
 def as_array(value, path, field, shape, dtype=np.float32):
-  """Converts a JSON field to an array of the given shape (-1 = any), or raises DataError."""
+  """Converts a JSON field to an array of the given shape (-1 = any), or raises InputError."""
   try:
     array = np.asarray(value, dtype=dtype)
   except (TypeError, ValueError) as e:
-    raise DataError(f"{path}: field '{field}' is not numeric ({e})") from e
+    raise InputError(f"{path}: field '{field}' is not numeric ({e})") from e
   if array.ndim != len(shape) or any(s != -1 and s != a for s, a in zip(shape, array.shape)):
-    raise DataError(f"{path}: field '{field}' has shape {array.shape}, expected "
+    raise InputError(f"{path}: field '{field}' has shape {array.shape}, expected "
                     f"{tuple('N' if s == -1 else s for s in shape)}")
   if not np.all(np.isfinite(array)):
-    raise DataError(f"{path}: field '{field}' contains NaN or infinite values")
+    raise InputError(f"{path}: field '{field}' contains NaN or infinite values")
   return array
 
 

@@ -29,7 +29,8 @@ from tqdm import tqdm
 
 from hand_tf.data import detections as detections_lib
 from hand_tf.data import scenes
-from hand_tf.data.records import project_numpy, write_json
+from hand_tf.data.records import project_numpy
+from hand_tf.io import write_json
 from hand_tf.rendering import renderer
 from mano_tf import constants, pose_sampling
 from mano_tf.layer import ManoLayer

@@ -13,9 +13,9 @@ import numpy as np
 from tqdm import tqdm
 
 from hand_tf.data.crops import crop_image
-from hand_tf.data.records import HandRecords, project_numpy, write_json
+from hand_tf.data.records import HandRecords, project_numpy
 from hand_tf.eval import metrics
-from hand_tf.reconstruct import read_image
+from hand_tf.io import read_image, write_json
 
 # The paper's table columns: (metric key, heading, format).
 PAPER_COLUMNS = (("pa_mpjpe", "PA-MPJPE mm", "{:.1f}"), ("auc_pa_mpjpe", "AUC_J", "{:.3f}"),

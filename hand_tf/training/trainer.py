@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from hand_tf import losses
-from hand_tf.data.records import write_json
+from hand_tf.io import write_json
 from hand_tf.model.s2hand import ModelConfig, build_models
 from hand_tf.training.objective import Objective
 from mano_tf import constants
