@@ -25,19 +25,20 @@ IMAGES = flags.DEFINE_string("images", None, "Folder of photos (jpg/png).")
 
 def main(argv):
   del argv
+  from hand_tf.camera import default_intrinsics
   from hand_tf.data import crops
+  from hand_tf.data.crops import box_from_keypoints
   from hand_tf.data.mediapipe_detector import MediaPipeHandDetector
   from hand_tf.io import read_image
-  from hand_tf.predictors import find_faces, load_predictor
-  from hand_tf.reconstruct import box_from_keypoints, reconstruct
-  from hand_tf.serving import default_intrinsics
+  from hand_tf.predictors import load_predictor
+  from hand_tf.reconstruct import reconstruct
 
   paths = sorted(p for p in glob.glob(os.path.join(IMAGES.value, "*"))
                  if p.lower().endswith((".jpg", ".jpeg", ".png")))
   if not paths:
     raise SystemExit(f"error: {IMAGES.value}: no .jpg/.png photos")
   predictor = load_predictor(MODEL.value)
-  faces = find_faces(MODEL.value)
+  faces = load_predictor(MODEL.value).faces
   detector = MediaPipeHandDetector()
   size = predictor.input_size
   predicted, detected, names = [], [], []

@@ -11,7 +11,7 @@ a failed check exits non-zero and names the artefact (see DIR/parity.json).
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or run folder.",
                                  required=True)
@@ -36,16 +36,27 @@ def expand_formats(names):
 
 def main(argv):
   del argv
+  from hand_tf.startup import quiet_tensorflow
+  quiet_tensorflow()  # before TensorFlow loads: its C++ start-up lines are not for users
+  # The export prints its own lines; TF's savers log each file they write at INFO.
+  logging.set_verbosity(logging.WARNING)
+  from export.exporter import FORMATS as KNOWN_FORMATS
   from export.exporter import ParityError, calibration_set, export_model
+  from hand_tf.contract import ModelFileError
+  from hand_tf.io import InputError
   from hand_tf.predictors import load_checkpoint_model
-  config, model = load_checkpoint_model(CHECKPOINT.value)
-  formats = expand_formats(FORMATS.value)
-  images, intrinsics = calibration_set(config.image_size, NUM_CALIBRATION.value,
-                                       CALIBRATION_DIR.value, config.mano_model_path)
   try:
+    formats = expand_formats(FORMATS.value)
+    unknown = sorted(set(formats) - set(KNOWN_FORMATS))
+    if unknown:
+      raise InputError(f"--formats: unknown {unknown}; choose from tflite, "
+                       f"{', '.join(KNOWN_FORMATS)}")
+    config, model = load_checkpoint_model(CHECKPOINT.value)
+    images, intrinsics = calibration_set(config.image_size, NUM_CALIBRATION.value,
+                                         CALIBRATION_DIR.value, config.mano_model_path)
     report = export_model(model, config.image_size, OUT.value, formats, images, intrinsics,
                           PARITY_COUNT.value)
-  except ParityError as e:
+  except (ParityError, ModelFileError, InputError) as e:
     print(f"export: {e}", file=sys.stderr)
     sys.exit(1)
   for kind, row in report.items():

@@ -17,16 +17,17 @@ interrupted export never leaves a half-written file under a final name.
 import os
 import shutil
 import tempfile
+import warnings
 from typing import Dict, Optional, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from hand_tf import contract
 from hand_tf.io import write_json
 from hand_tf.predictors import load_predictor
-from hand_tf.serving import OUTPUT_NAMES, InferenceModule
-from mano_tf import constants
+from hand_tf.serving import InferenceModule
 
 FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx")
 # Which vertex difference to the Keras model each artefact is held to, and its bound
@@ -110,6 +111,9 @@ def _tflite(source_dir: str, kind: str, calibration: np.ndarray,
     # TF's selective quantisation: int8 for `INT8_OPS` only.
     float_types, float_nodes = _float_ops(
         float_model or _tflite(source_dir, "tflite_fp32", calibration, calibration_k))
+    # The debugger runs the deprecated tf.lite.Interpreter internally (its warning is
+    # about TF's internals, not something the user can change).
+    warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=representative,
         debug_options=tf.lite.experimental.QuantizationDebugOptions(
@@ -122,10 +126,21 @@ def _write_onnx(function, path: str) -> None:
   """tf.function -> ONNX with inputs and outputs named as the signature's."""
   import logging
 
+  # tf2onnx logs its versions, its progress and a traceback when one of its optional
+  # graph rewrites does not apply (its einsum rewrite cannot read '...'), and the TF
+  # functions it calls log deprecations: none of it concerns the user, and the
+  # conversion is parity-checked.
+  logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+  tf_level = tf.get_logger().level
+  tf.get_logger().setLevel(logging.ERROR)
+  try:
+    _convert_to_onnx(function, path)
+  finally:
+    tf.get_logger().setLevel(tf_level)
+
+
+def _convert_to_onnx(function, path: str) -> None:
   import tf2onnx
-  # tf2onnx logs a traceback when one of its optional graph rewrites does not apply (its
-  # einsum rewrite cannot read '...'); the conversion is unaffected and parity-checked.
-  logging.getLogger("tf2onnx.optimizer").setLevel(logging.ERROR)
   from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
   concrete = function.get_concrete_function()
   # Freezing turns both the weights and the captured MANO arrays into constants;
@@ -186,14 +201,7 @@ def export_model(model, image_size: int, out_dir: str, formats: Sequence[str],
     result.add_endpoint("serve_with_intrinsics", serve_k, serve_k.input_signature)
     return result, serve_k
 
-  write_json(os.path.join(out_dir, "hand_mesh.json"), {
-      "faces": np.asarray(model.get_layer("place_hand").mano.faces).tolist(),
-      "keypoint_names": list(constants.KEYPOINT_NAMES), "outputs": list(OUTPUT_NAMES),
-      "input_size": image_size,
-      "units": {"vertices": "m, camera frame (x right, y down, z forward)",
-                "joints3d": "m, camera frame", "joints2d": "pixels of the input image",
-                "pose": "axis-angle rad [16, 3]", "camera": "scale, axis-angle [3], m [3]",
-                "texture": "RGB in [0, 1]", "lighting": "11 values (see renderer)"}})
+  contract.write_mesh_file(out_dir, model.get_layer("place_hand").mano.faces, image_size)
   report = {}
   with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
     if "saved_model" in formats:

@@ -45,6 +45,8 @@ def _log(message):
 
 def main(argv):
   del argv
+  from hand_tf.startup import quiet_tensorflow
+  quiet_tensorflow()  # before TensorFlow loads: its C++ start-up lines are not for users
   out = OUT.value
   os.makedirs(out, exist_ok=True)
   started = time.time()
@@ -63,6 +65,7 @@ def main(argv):
 def _hand_stage(out):
   """The synthetic hand, posed: contact sheet, meshes and joints."""
   from hand_tf import mesh_io, visualize
+  from hand_tf.camera import project
   from mano_tf import pose_sampling
   from mano_tf.layer import ManoLayer, get_mano_model
   from mano_tf.model_file import save_mano_model
@@ -94,7 +97,7 @@ def _hand_stage(out):
     j = joints[k] - center + [0.0, 0.0, 0.55]
     tile = np.full((size, size, 3), 245, np.uint8)
     tile = visualize.draw_mesh(tile, v, model.faces, intrinsics)
-    tile = visualize.draw_keypoints(tile, visualize.project_points(j, intrinsics), radius=2,
+    tile = visualize.draw_keypoints(tile, project(j, intrinsics), radius=2,
                                     thickness=1)
     tiles.append(tile)
     mesh_io.write_obj(os.path.join(out, f"hand_{k:02d}.obj"), vertices[k], model.faces)

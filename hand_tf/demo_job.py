@@ -36,8 +36,7 @@ def run_module(log, *args):
   """Runs `python -m ...`, streaming its output; raises with the command on failure."""
   command = [sys.executable, "-m", *map(str, args)]
   log("$ " + " ".join(["python", "-m", *map(str, args)]))
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-  result = subprocess.run(command, env=env)
+  result = subprocess.run(command)  # each step starts quietly itself (hand_tf.startup)
   if result.returncode != 0:
     raise RuntimeError(f"step failed (exit {result.returncode}): {' '.join(command)}")
 

@@ -24,6 +24,8 @@ NUM_THREADS = flags.DEFINE_integer("num_threads", 2, "Threads for TFLite / ONNX 
 
 def main(argv):
   del argv
+  from hand_tf.startup import quiet_tensorflow
+  quiet_tensorflow()  # before TensorFlow loads: its C++ start-up lines are not for users
   import numpy as np
 
   from hand_tf.data.freihand import read_freihand

@@ -35,7 +35,7 @@ NUM_THREADS = flags.DEFINE_integer("num_threads", 2, "Threads for TFLite / ONNX 
 
 
 def image_intrinsics(height, width, intrinsics=None, focal=None) -> np.ndarray:
-  from hand_tf.serving import default_intrinsics
+  from hand_tf.camera import default_intrinsics
   if intrinsics is not None:
     return np.asarray(intrinsics, np.float32)
   k = default_intrinsics(height, width)
@@ -45,7 +45,7 @@ def image_intrinsics(height, width, intrinsics=None, focal=None) -> np.ndarray:
 
 
 def _keypoint_box(table, path):
-  from hand_tf.reconstruct import box_from_keypoints
+  from hand_tf.data.crops import box_from_keypoints
   name = os.path.basename(path)
   if name not in table:
     raise InputError(f"{KEYPOINTS.value}: no keypoints for {name}")
@@ -61,9 +61,13 @@ def main(argv):
   if not images:
     raise app.UsageError("give one or more image files")
   from hand_tf import reconstruct
+  from hand_tf.data import crops
   from hand_tf.io import load_json
   from hand_tf.predictors import load_predictor
+  from hand_tf.startup import quiet_tensorflow
 
+  if not MODEL.value.endswith((".tflite", ".onnx")):  # those run without TensorFlow
+    quiet_tensorflow()
   predictor = load_predictor(MODEL.value, NUM_THREADS.value)
   logging.info("model %s (%s), input %d px", MODEL.value, predictor.kind,
                predictor.input_size)
@@ -87,11 +91,11 @@ def main(argv):
     elif table is not None:
       box = _keypoint_box(table, path)
     elif detector is not None:
-      box = reconstruct.box_from_keypoints(*detector.detect(image))
+      box = crops.box_from_keypoints(*detector.detect(image))
       if box is None:
         logging.warning("%s: no hand detected; using the whole image", path)
     if box is None:
-      box = reconstruct.whole_image_box(height, width)
+      box = crops.whole_image_box(height, width)
     k = image_intrinsics(height, width, k_given, FOCAL.value)
     result = reconstruct.reconstruct(predictor, image, box, k, predictor.faces)
     prefix = os.path.join(OUT.value, os.path.splitext(os.path.basename(path))[0])

@@ -15,11 +15,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from hand_tf.serving import OUTPUT_NAMES
-
-
-class ModelFileError(ValueError):
-  """A model file or checkpoint is missing, corrupt or does not match the network."""
+from hand_tf.contract import OUTPUT_NAMES, ModelFileError, read_mesh_file
 
 
 def resolve_checkpoint(path: str) -> str:
@@ -62,18 +58,6 @@ def load_checkpoint_model(path: str, model_config=None):
     raise ModelFileError(f"{prefix}: checkpoint does not match the model "
                          f"{model_config}: {str(e).splitlines()[0][:300]}") from e
   return model_config, inference
-
-
-def find_faces(path: str) -> np.ndarray:
-  """MANO faces `[1538, 3]` from the `hand_mesh.json` the export writes beside a model."""
-  folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
-  for candidate in (folder, os.path.dirname(folder), os.path.dirname(os.path.dirname(folder))):
-    mesh_file = os.path.join(candidate, "hand_mesh.json")
-    if os.path.isfile(mesh_file):
-      with open(mesh_file) as f:
-        return np.asarray(json.load(f)["faces"], np.int32)
-  raise ModelFileError(f"{path}: no hand_mesh.json beside the model (written by the export; "
-                       "it holds the mesh faces)")
 
 
 class Predictor:
@@ -128,7 +112,7 @@ class SavedModelPredictor(Predictor):
     self.model = tf.saved_model.load(path)
     self._fn = self.model.signatures["serve_with_intrinsics"]
     self.input_size = int(self.model.input_size[0].numpy())
-    self.faces = find_faces(path)
+    self.faces = read_mesh_file(path)[0]
 
   def predict(self, images, intrinsics):
     images, intrinsics = self._check(images, intrinsics)
@@ -149,7 +133,7 @@ class TFLitePredictor(Predictor):
     self.runner = self.interpreter.get_signature_runner("serve_with_intrinsics")
     details = self.runner.get_input_details()["images"]
     self.input_size = int(details["shape"][1])
-    self.faces = find_faces(path)
+    self.faces = read_mesh_file(path)[0]
 
   def predict(self, images, intrinsics):
     images, intrinsics = self._check(images, intrinsics)
@@ -174,7 +158,7 @@ class OnnxPredictor(Predictor):
       raise ModelFileError(f"{path}: not a valid ONNX model ({e})") from e
     self.input_size = int(self.session.get_inputs()[0].shape[1])
     self.names = [o.name for o in self.session.get_outputs()]
-    self.faces = find_faces(path)
+    self.faces = read_mesh_file(path)[0]
 
   def predict(self, images, intrinsics):
     images, intrinsics = self._check(images, intrinsics)

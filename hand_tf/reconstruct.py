@@ -7,12 +7,12 @@ the original image with the original K.
 """
 
 import dataclasses
-from typing import Dict, Optional
+from typing import Dict
 
 import cv2
 import numpy as np
 
-from hand_tf import mesh_io, visualize
+from hand_tf import camera, mesh_io, visualize
 from hand_tf.data import crops
 from hand_tf.io import write_json
 from mano_tf import constants
@@ -33,23 +33,6 @@ class HandResult:
   box: np.ndarray
   intrinsics: np.ndarray
   outputs: Dict[str, np.ndarray]
-
-
-def box_from_keypoints(keypoints: np.ndarray, confidence: Optional[np.ndarray] = None,
-                       min_confidence: float = 0.1) -> Optional[np.ndarray]:
-  """The training crop around detected keypoints, or None when too few are confident."""
-  keypoints = np.asarray(keypoints, np.float32)
-  if confidence is not None:
-    keypoints = keypoints[np.asarray(confidence) >= min_confidence]
-  if len(keypoints) < 3:
-    return None
-  return crops.square_box_around(keypoints)
-
-
-def whole_image_box(height: int, width: int) -> np.ndarray:
-  """The centred square covering the whole image (padding the shorter side)."""
-  side = float(max(height, width))
-  return np.array([(width - side) / 2, (height - side) / 2, side, side], np.float32)
 
 
 def texture_to_vertex_colors(texture: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -82,7 +65,7 @@ def reconstruct(predictor, image: np.ndarray, box: np.ndarray, intrinsics: np.nd
   to_crop = crops.crop_matrix(box, size)
   crop_k = (to_crop @ np.asarray(intrinsics, np.float32)).astype(np.float32)
   outputs = {k: v[0] for k, v in predictor.predict(crop[None], crop_k[None]).items()}
-  joints2d = visualize.project_points(outputs["joints3d"], intrinsics).astype(np.float32)
+  joints2d = camera.project(outputs["joints3d"], intrinsics).astype(np.float32)
   return HandResult(vertices=outputs["vertices"], joints3d=outputs["joints3d"],
                     joints2d=joints2d,
                     vertex_colors=texture_to_vertex_colors(outputs["texture"], faces),

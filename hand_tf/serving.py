@@ -12,30 +12,10 @@ Outputs (N images):
   texture [N, T, 3] RGB in [0, 1] per vertex (T = 778) or face (1538); lighting [N, 11].
 """
 
-import numpy as np
 import tensorflow as tf
 
+from hand_tf.contract import OUTPUT_NAMES  # noqa: F401  (re-exported: the outputs' order)
 from hand_tf.rendering import camera
-
-OUTPUT_NAMES = ("vertices", "joints3d", "joints2d", "pose", "shape", "camera", "texture",
-                "lighting")
-# Focal length of the default camera, in units of the image side: the middle of the
-# synthetic generator's range (2.2-2.9), a ~22 degree field of view like a hand crop's.
-DEFAULT_FOCAL_PER_SIDE = 2.5
-
-
-def default_intrinsics(height: int, width: int) -> np.ndarray:
-  """`[3, 3]` K for an image of unknown camera: focal 2.5 x the longer side, centred."""
-  focal = DEFAULT_FOCAL_PER_SIDE * max(height, width)
-  return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]],
-                  np.float32)
-
-
-def _default_intrinsics_tf(height, width, batch):
-  height, width = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
-  focal = DEFAULT_FOCAL_PER_SIDE * tf.maximum(height, width)
-  k = tf.stack([focal, 0.0, width / 2, 0.0, focal, height / 2, 0.0, 0.0, 1.0])
-  return tf.broadcast_to(tf.reshape(k, [1, 3, 3]), [batch, 3, 3])
 
 
 class InferenceModule(tf.Module):
@@ -79,7 +59,7 @@ class InferenceModule(tf.Module):
     @tf.function(input_signature=[image_spec])
     def serve(images):
       shape = tf.shape(images)
-      return self.predict(images, _default_intrinsics_tf(shape[1], shape[2], shape[0]))
+      return self.predict(images, camera.default_intrinsics(shape[1], shape[2], shape[0]))
 
     @tf.function(input_signature=[image_spec, k_spec])
     def serve_with_intrinsics(images, intrinsics):

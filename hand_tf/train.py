@@ -13,6 +13,10 @@ with the same flags continues from the step, optimizer state and data position i
 TensorBoard: loss scalars per term and image summaries (input, render, overlay).
 Multi-worker: set TF_CONFIG on each worker and pass --strategy multi_worker.
 """
+from hand_tf.startup import quiet_tensorflow
+
+quiet_tensorflow()  # first: TensorFlow's C++ start-up lines are not for users
+
 import tensorflow as tf
 from absl import app, flags
 

@@ -5,24 +5,11 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
+from hand_tf.camera import project
 from mano_tf import constants
 
 # One colour per finger (BGR is not used: images here are RGB uint8).
 FINGER_COLORS = ((230, 60, 60), (60, 180, 60), (60, 100, 230), (230, 170, 40), (170, 60, 200))
-
-
-def project_points(points: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
-  """Pinhole projection of camera-frame points (OpenCV axes), NumPy version.
-
-  Args:
-    points: `[N, 3]` in meters, z forward.
-    intrinsics: `[3, 3]` K in pixels.
-
-  Returns:
-    `[N, 2]` pixel coordinates (u = column, v = row).
-  """
-  uvw = points @ intrinsics.T
-  return uvw[:, :2] / np.maximum(uvw[:, 2:3], 1e-9)
 
 
 def draw_mesh(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
@@ -43,7 +30,7 @@ def draw_mesh(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
     A new `[H, W, 3]` uint8 image.
   """
   canvas = image.copy()
-  uv = project_points(vertices, intrinsics)
+  uv = project(vertices, intrinsics)
   tri = vertices[faces]
   normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
   normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12

@@ -13,8 +13,9 @@ from typing import Dict, Optional
 import numpy as np
 
 from hand_tf import reconstruct
+from hand_tf.camera import default_intrinsics
+from hand_tf.data import crops
 from hand_tf.predictors import TFLitePredictor
-from hand_tf.serving import default_intrinsics
 
 
 class HandPipeline:
@@ -42,13 +43,13 @@ class HandPipeline:
       return self.fixed_box
     if self.detector is not None:
       start = time.perf_counter()
-      box = reconstruct.box_from_keypoints(*self.detector.detect(frame))
+      box = crops.box_from_keypoints(*self.detector.detect(frame))
       timings["detect_ms"] = 1000 * (time.perf_counter() - start)
       if box is not None:
         self._last_box = box
     if self._last_box is not None:
       return self._last_box
-    return reconstruct.whole_image_box(*frame.shape[:2])
+    return crops.whole_image_box(*frame.shape[:2])
 
   def process(self, frame: np.ndarray, draw: bool = True):
     """frame: `[H, W, 3]` uint8 RGB -> (HandResult, annotated frame or None, timings)."""

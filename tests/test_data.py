@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from hand_tf.camera import project
 from hand_tf.data import detections as det
 from hand_tf.data import pipeline
 from hand_tf.data.folder import read_folder
 from hand_tf.data.freihand import read_freihand
 from hand_tf.data.ho3d import read_ho3d
-from hand_tf.data.records import project_numpy
 from hand_tf.data.synthetic_data import synthesize
 from hand_tf.io import InputError
 from mano_tf import constants
@@ -34,7 +34,7 @@ def test_synthetic_dataset_layout_and_content(synthetic_dataset):
   scale = np.array(json.loads((root / "training_scale.json").read_text()))
   assert len(k) == 8 and xyz.shape == (8, 21, 3) and mano.shape == (8, 1, 61)
   np.testing.assert_allclose(scale, np.linalg.norm(xyz[:, 9] - xyz[:, 10], axis=1), atol=1e-5)
-  uv = project_numpy(xyz, np.array(k))
+  uv = project(xyz, np.array(k))
   np.testing.assert_allclose(mano[:, 0, 58:60], uv[:, 0], atol=1e-3)
   # The wrist projects inside the image, the hand is in front of the camera.
   assert np.all(xyz[..., 2] > 0.2) and np.all((uv[:, 0] > 0) & (uv[:, 0] < 96))
@@ -65,13 +65,13 @@ def test_freihand_reader_reads_the_synthetic_set(synthetic_dataset):
   detected = json.loads((root / "training_detections.json").read_text())["keypoints"]
   np.testing.assert_allclose(records.keypoints, np.array(detected)[..., :2], atol=1e-3)
   wsl = read_freihand(str(root), image_size=96, source_size=96)  # GT 2D, confidence 1
-  np.testing.assert_allclose(wsl.keypoints, project_numpy(wsl.joints3d, wsl.intrinsics),
+  np.testing.assert_allclose(wsl.keypoints, project(wsl.joints3d, wsl.intrinsics),
                              atol=1e-3)
   assert np.all(wsl.confidence == 1.0)
   # Resizing the input rescales K and keypoints consistently.
   big = read_freihand(str(root), image_size=192, source_size=96)
   np.testing.assert_allclose(big.keypoints, 2 * wsl.keypoints, atol=1e-3)
-  np.testing.assert_allclose(project_numpy(big.joints3d, big.intrinsics), big.keypoints,
+  np.testing.assert_allclose(project(big.joints3d, big.intrinsics), big.keypoints,
                              atol=1e-3)
 
 
@@ -199,7 +199,7 @@ def test_ho3d_reader_crops_and_updates_k(tmp_path):
   _write_ho3d_fixture(tmp_path)
   train = read_ho3d(str(tmp_path), "train", image_size=64)
   assert len(train) == 2
-  np.testing.assert_allclose(project_numpy(train.joints3d, train.intrinsics), train.keypoints,
+  np.testing.assert_allclose(project(train.joints3d, train.intrinsics), train.keypoints,
                              atol=1e-3)
   assert np.all(train.joints3d[..., 2] > 0)  # converted to OpenCV axes
   kp = train.keypoints

@@ -21,8 +21,24 @@ ARTEFACTS = {"saved_model": "saved_model", "tflite_fp32": "s2hand_fp32.tflite",
              "onnx": "s2hand.onnx"}
 
 
-def _cli(module, *args, timeout=600):
-  result = subprocess.run([sys.executable, "-m", module, *map(str, args)],
+# Runs a module as `python -m` would, with TensorFlow, tensorflow-graphics and Keras made
+# unimportable: what a phone or a small server without them has.
+_WITHOUT_TENSORFLOW = """
+import importlib.abc, runpy, sys
+class _NoTensorFlow(importlib.abc.MetaPathFinder):
+  def find_spec(self, name, path, target=None):
+    if name.partition(".")[0] in ("tensorflow", "tensorflow_graphics", "keras", "tf2onnx"):
+      raise ImportError(f"{name} is not installed on this device")
+sys.meta_path.insert(0, _NoTensorFlow())
+sys.argv[0] = sys.argv[1]
+del sys.argv[1]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+def _cli(module, *args, timeout=600, without_tensorflow=False):
+  prefix = ["-c", _WITHOUT_TENSORFLOW] if without_tensorflow else ["-m"]
+  result = subprocess.run([sys.executable, *prefix, module, *map(str, args)],
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
   return result
@@ -124,7 +140,7 @@ def test_every_runtime_matches_the_checkpoint_on_new_images(exported):
 def test_saved_model_serving_default_resizes_and_uses_the_default_camera(exported):
   import tensorflow as tf
 
-  from hand_tf.serving import default_intrinsics
+  from hand_tf.camera import default_intrinsics
   _, out, data = exported
   images, _ = _inputs(data, 2)
   loaded = tf.saved_model.load(str(out / "saved_model" / "1"))
@@ -180,9 +196,10 @@ def test_predict_cli_writes_meshes_joints_and_overlays(exported, tmp_path):
       read_image(str(image_path)), (2 * SIZE, 2 * SIZE))
   frame_path = tmp_path / "frame.png"
   cv2.imwrite(str(frame_path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-  for model in (out / "s2hand_fp32.tflite", out / "saved_model"):
+  for model in (out / "s2hand_fp32.tflite", out / "s2hand.onnx", out / "saved_model"):
     result = _cli("hand_tf.predict", frame_path, "--model", model, "--out", tmp_path / "pred",
-                  "--box", "100,40,128", "--focal", 320)
+                  "--box", "100,40,128", "--focal", 320,
+                  without_tensorflow=model.suffix in (".tflite", ".onnx"))
     assert result.returncode == 0, result.stderr[-3000:]
     vertices, faces = mesh_io.read_obj(str(tmp_path / "pred" / "frame.obj"))[:2]
     assert vertices.shape == (778, 3) and faces.shape == (1538, 3)
@@ -200,10 +217,11 @@ def test_predict_cli_writes_meshes_joints_and_overlays(exported, tmp_path):
   assert result.returncode != 0 and "nope.png: image not found" in result.stderr
 
 
-def test_mobile_demo_runs_the_tflite_on_images_and_reports_fps(exported, tmp_path):
+def test_mobile_demo_runs_the_tflite_without_tensorflow_and_reports_fps(exported, tmp_path):
   _, out, data = exported
   result = _cli("mobile_demo", "--model", out / "s2hand_int8.tflite", "--input",
-                data / "training" / "rgb", "--out", tmp_path / "demo", "--detector", "none")
+                data / "training" / "rgb", "--out", tmp_path / "demo", "--detector", "none",
+                without_tensorflow=True)
   assert result.returncode == 0, result.stderr[-3000:]
   written = sorted(os.listdir(tmp_path / "demo"))
   assert len([n for n in written if n.endswith("_mesh.png")]) == 6

@@ -3,7 +3,8 @@
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from hand_tf.data.records import HandRecords, project_numpy
+from hand_tf.camera import project
+from hand_tf.data.records import HandRecords
 from hand_tf.eval import template
 
 
@@ -16,7 +17,7 @@ def test_fit_camera_recovers_a_known_pose_despite_an_outlier():
   rotation = Rotation.from_rotvec([2.8, 0.3, -0.4]).as_matrix()
   translation = np.array([0.02, -0.01, 0.62])
   camera = joints @ rotation.T + translation
-  keypoints = project_numpy(camera[None], _intrinsics()[None])[0]
+  keypoints = project(camera[None], _intrinsics()[None])[0]
   keypoints[8] += 25.0  # a swapped or wild detection
   confidence = np.ones(21)
   fitted_r, fitted_t = template.fit_camera(joints, keypoints, confidence, _intrinsics(), 64)
@@ -28,7 +29,7 @@ def test_low_confidence_keypoints_do_not_vote_and_garbage_falls_back():
   _, joints = template.mean_hand()
   rotation = Rotation.from_rotvec([3.0, 0.0, 0.2]).as_matrix()
   camera = joints @ rotation.T + np.array([0.0, 0.0, 0.5])
-  keypoints = project_numpy(camera[None], _intrinsics()[None])[0]
+  keypoints = project(camera[None], _intrinsics()[None])[0]
   confidence = np.ones(21)
   keypoints[:5] = 3.0  # wrong and marked as such
   confidence[:5] = 0.05
@@ -45,7 +46,7 @@ def test_template_predictions_match_records_and_project_onto_the_detections():
   count, rotations = 3, Rotation.from_rotvec([[3.1, 0, 0], [2.5, 0.5, 0], [3.0, -0.4, 0.6]])
   camera = np.stack([joints @ r.T + [0, 0, 0.6] for r in rotations.as_matrix()])
   k = np.broadcast_to(_intrinsics(), (count, 3, 3)).copy()
-  keypoints = project_numpy(camera, k)
+  keypoints = project(camera, k)
   records = HandRecords([f"{i}.jpg" for i in range(count)], 64,
                         np.tile([0, 0, 64, 64], (count, 1)).astype(float), k, keypoints,
                         np.ones((count, 21)), joints3d=camera)

@@ -1,5 +1,7 @@
 """Square hand crops and what they do to intrinsics and keypoints (NumPy)."""
 
+from typing import Optional
+
 import cv2
 import numpy as np
 
@@ -20,6 +22,23 @@ def square_box_around(points, margin_px: float = 10.0, scale: float = 1.0 / 0.85
   center = 0.5 * (low + high)
   side = float(np.clip(2.0 * np.max(high - center) * scale, min_side, max_side))
   return np.array([center[0] - side / 2, center[1] - side / 2, side, side], np.float32)
+
+
+def box_from_keypoints(keypoints: np.ndarray, confidence: Optional[np.ndarray] = None,
+                       min_confidence: float = 0.1) -> Optional[np.ndarray]:
+  """The training crop around detected keypoints, or None when too few are confident."""
+  keypoints = np.asarray(keypoints, np.float32)
+  if confidence is not None:
+    keypoints = keypoints[np.asarray(confidence) >= min_confidence]
+  if len(keypoints) < 3:
+    return None
+  return square_box_around(keypoints)
+
+
+def whole_image_box(height: int, width: int) -> np.ndarray:
+  """The centred square covering the whole image (padding the shorter side)."""
+  side = float(max(height, width))
+  return np.array([(width - side) / 2, (height - side) / 2, side, side], np.float32)
 
 
 def crop_matrix(box, output_size: int) -> np.ndarray:

@@ -11,15 +11,11 @@ import os
 import cv2
 import numpy as np
 
+from hand_tf.camera import default_intrinsics
 from hand_tf.data import crops
 from hand_tf.data.detections import read_detections
 from hand_tf.data.records import HandRecords, as_array
 from hand_tf.io import InputError, load_json
-
-
-def default_intrinsics(width, height) -> np.ndarray:
-  focal = 1.2 * max(width, height)
-  return np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], np.float32)
 
 
 def read_folder(images_dir, keypoints_json, image_size: int = 224,
@@ -45,10 +41,9 @@ def read_folder(images_dir, keypoints_json, image_size: int = 224,
     if crop == "keypoints":
       box = crops.square_box_around(found.keypoints[i], max_side=float(max(width, height)))
     else:
-      side = float(max(width, height))
-      box = np.array([(width - side) / 2, (height - side) / 2, side, side], np.float32)
+      box = crops.whole_image_box(height, width)
     to_crop = crops.crop_matrix(box, image_size)
-    k = intrinsics_all[i] if intrinsics_all is not None else default_intrinsics(width, height)
+    k = intrinsics_all[i] if intrinsics_all is not None else default_intrinsics(height, width)
     paths.append(path)
     boxes.append(box)
     intrinsics.append(to_crop @ k)

@@ -17,8 +17,9 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
+from hand_tf.camera import project
 from hand_tf.data.detections import read_detections
-from hand_tf.data.records import HandRecords, as_array, project_numpy
+from hand_tf.data.records import HandRecords, as_array
 from hand_tf.io import InputError, load_json
 from mano_tf import constants
 
@@ -87,7 +88,7 @@ def read_freihand(root, split: str = "training", versions: Sequence[str] = ("gs"
         [os.path.basename(p) for p in image_paths],
         fallback_index=unique if len(found) == num else None)
   elif joints3d is not None:
-    keypoints = project_numpy(joints3d, intrinsics)[unique]
+    keypoints = project(joints3d, intrinsics)[unique]
     confidence = np.ones((len(unique), 21), np.float32)
   else:
     raise InputError(f"{root}: no detections given and no {xyz_path} to derive 2D keypoints")

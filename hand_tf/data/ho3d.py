@@ -12,9 +12,10 @@ from typing import Optional
 
 import numpy as np
 
+from hand_tf.camera import project
 from hand_tf.data import crops
 from hand_tf.data.detections import read_detections
-from hand_tf.data.records import HandRecords, as_array, project_numpy
+from hand_tf.data.records import HandRecords, as_array
 from hand_tf.io import InputError
 from mano_tf import constants
 from mano_tf.model_file import ManoModelError, read_pickle_safely
@@ -78,7 +79,7 @@ def read_ho3d(root, split: str = "train", detections: Optional[str] = None,
     gt = None
     if split == "train":
       gt = _field(meta, meta_path, "handJoints3D", (21, 3))[HO3D_TO_KEYPOINT] * OPENGL_TO_OPENCV
-      anchor = project_numpy(gt, cam)
+      anchor = project(gt, cam)
     else:
       x0, y0, x1, y1 = _field(meta, meta_path, "handBoundingBox", (4,))
       anchor = np.array([[x0, y0], [x1, y1]], np.float32)

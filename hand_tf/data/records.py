@@ -88,9 +88,3 @@ def as_array(value, path, field, shape, dtype=np.float32):
   if not np.all(np.isfinite(array)):
     raise InputError(f"{path}: field '{field}' contains NaN or infinite values")
   return array
-
-
-def project_numpy(points, intrinsics):
-  """[..., N, 3] camera points and [..., 3, 3] K to [..., N, 2] pixels (NumPy)."""
-  uvw = np.einsum("...ij,...nj->...ni", intrinsics, points)
-  return uvw[..., :2] / np.maximum(uvw[..., 2:3], 1e-9)

@@ -8,8 +8,6 @@ Prints the generation speed and the simulated detector's error statistics.
 
 from absl import app, flags
 
-from hand_tf.data.synthetic_data import synthesize
-
 OUT = flags.DEFINE_string("out", None, "Output dataset folder.")
 NUM = flags.DEFINE_integer("num", 64, "Number of images.")
 IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "Image side in pixels.")
@@ -28,6 +26,9 @@ MAX_ROTATION = flags.DEFINE_float(
 
 def main(argv):
   del argv
+  from hand_tf.startup import quiet_tensorflow
+  quiet_tensorflow()  # before the renderer loads TensorFlow
+  from hand_tf.data.synthetic_data import synthesize
   if not OUT.value:
     raise app.UsageError("--out is required")
   summary = synthesize(OUT.value, NUM.value, IMAGE_SIZE.value, SEED.value, SPLIT.value,

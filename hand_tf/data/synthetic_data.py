@@ -27,9 +27,9 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
+from hand_tf.camera import project
 from hand_tf.data import detections as detections_lib
 from hand_tf.data import scenes
-from hand_tf.data.records import project_numpy
 from hand_tf.io import write_json
 from hand_tf.rendering import renderer
 from mano_tf import constants, pose_sampling
@@ -120,7 +120,7 @@ def synthesize(out_dir, num, image_size=224, seed=0, split="training", mano_mode
                           (image_size, image_size), backend=backend)
     rgb, silhouette = out["rgb"].numpy(), out["silhouette"].numpy()
     mask, depth = out["mask"].numpy()[..., 0] > 0, out["depth"].numpy()[..., 0]
-    keypoints = project_numpy(xyz, intrinsics)
+    keypoints = project(xyz, intrinsics)
     for b, (i, s) in enumerate(zip(indices, samples)):
       image = rgb[b] + (1.0 - silhouette[b]) * s["background"]
       hand_mask = mask[b].copy()

@@ -12,8 +12,9 @@ from typing import Dict
 import numpy as np
 from tqdm import tqdm
 
+from hand_tf.camera import project
 from hand_tf.data.crops import crop_image
-from hand_tf.data.records import HandRecords, project_numpy
+from hand_tf.data.records import HandRecords
 from hand_tf.eval import metrics
 from hand_tf.io import read_image, write_json
 
@@ -59,7 +60,7 @@ def evaluate_records(predictions: Dict[str, np.ndarray], records: HandRecords) -
   """Metrics of `predictions` against the records' ground truth, and the PCK curves."""
   if records.joints3d is None:
     raise ValueError("the dataset has no 3D ground truth (joints3d) to evaluate against")
-  gt_2d = project_numpy(records.joints3d, records.intrinsics)
+  gt_2d = project(records.joints3d, records.intrinsics)
   result = metrics.hand_metrics(records.joints3d, predictions["joints3d"], records.vertices,
                                 predictions["vertices"] if records.vertices is not None
                                 else None, gt_2d, predictions["joints2d"])

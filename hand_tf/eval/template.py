@@ -13,7 +13,8 @@ from typing import Dict, Optional
 import cv2
 import numpy as np
 
-from hand_tf.data.records import project_numpy
+from hand_tf import contract
+from hand_tf.camera import project
 from mano_tf import constants
 
 # Keypoints below this confidence do not vote in the PnP fit.
@@ -60,7 +61,7 @@ def fit_camera(joints: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray
   keep = confidence >= MIN_CONFIDENCE
   if keep.sum() < 6:
     keep = np.ones_like(keep)
-  threshold = REPROJECTION_PX_AT_224 * image_size / 224.0
+  threshold = contract.at_input_size(REPROJECTION_PX_AT_224, image_size)
   object_points = joints[keep].astype(np.float64)
   image_points = keypoints[keep].astype(np.float64)
   k = intrinsics.astype(np.float64)
@@ -92,5 +93,5 @@ def template_predictions(records, mano_model_path: Optional[str] = None
     out["vertices"].append(vertices @ rotation.T + translation)
     out["joints3d"].append(joints @ rotation.T + translation)
   out = {k: np.stack(v).astype(np.float32) for k, v in out.items()}
-  out["joints2d"] = project_numpy(out["joints3d"], records.intrinsics).astype(np.float32)
+  out["joints2d"] = project(out["joints3d"], records.intrinsics).astype(np.float32)
   return out

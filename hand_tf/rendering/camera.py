@@ -1,9 +1,9 @@
-"""Pinhole camera in OpenCV convention: the one projection used by renderer and losses.
+"""Pinhole camera in OpenCV convention, in TensorFlow: what the model, renderer and losses use.
 
 Camera frame: x right, y down, z forward, meters.  Pixel coordinates: u is the column and
 v the row; pixel (row r, column c) covers [c, c + 1) x [r, r + 1), so its centre is at
 (c + 0.5, r + 0.5).  A point projected with `project` at (u, v) is drawn by the renderer
-in pixel (floor(v), floor(u)).
+in pixel (floor(v), floor(u)).  `hand_tf.camera` is the same in NumPy (tested equal).
 """
 
 from typing import Tuple
@@ -11,9 +11,7 @@ from typing import Tuple
 import tensorflow as tf
 from tensorflow_graphics.util import shape
 
-# Points closer than this (meters) are clamped before the perspective division, so that
-# points at or behind the camera give large but finite coordinates instead of inf/NaN.
-MIN_DEPTH = 1e-4
+from hand_tf.camera import DEFAULT_FOCAL_PER_SIDE, MIN_DEPTH
 
 
 def project(points: tf.Tensor, intrinsics: tf.Tensor) -> tf.Tensor:
@@ -37,6 +35,19 @@ def project(points: tf.Tensor, intrinsics: tf.Tensor) -> tf.Tensor:
                      has_dim_equals=((-1, 3), (-2, 3)))
   uvw = tf.einsum("...ij,...nj->...ni", intrinsics, points)
   return uvw[..., :2] / tf.maximum(uvw[..., 2:3], MIN_DEPTH)
+
+
+def default_intrinsics(height, width, batch) -> tf.Tensor:
+  """`[batch, 3, 3]` K of photos of unknown camera (see `hand_tf.camera.default_intrinsics`).
+
+  Args:
+    height, width: scalar image size, pixels (tensors allowed).
+    batch: scalar number of images.
+  """
+  height, width = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+  focal = DEFAULT_FOCAL_PER_SIDE * tf.maximum(height, width)
+  k = tf.stack([focal, 0.0, width / 2, 0.0, focal, height / 2, 0.0, 0.0, 1.0])
+  return tf.broadcast_to(tf.reshape(k, [1, 3, 3]), [batch, 3, 3])
 
 
 def intrinsics_to_clip(intrinsics: tf.Tensor, image_size: Tuple[int, int],

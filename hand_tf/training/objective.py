@@ -14,7 +14,7 @@ from typing import Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-from hand_tf import losses
+from hand_tf import contract, losses
 from hand_tf.rendering import renderer
 from mano_tf import constants
 
@@ -25,10 +25,6 @@ MODES = ("ssl", "wsl", "fsl")
 _3D_TERMS = ("joint_location", "bone_direction", "scale", "shape", "skeleton", "laplacian",
              "photometric", "mean_color", "texture_regularization", "ssim")
 _APPEARANCE = ("photometric", "mean_color", "texture_regularization", "ssim")
-# The 2D terms measure pixels of the paper's 224 px crops (their robust-loss threshold and
-# weights are tuned there); at other input sizes keypoints are rescaled to that frame so
-# the weights keep their balance against the size-free priors.
-REFERENCE_SIZE = 224
 
 
 def terms_for(stage: str, mode: str = "ssl", appearance: bool = True):
@@ -78,7 +74,10 @@ class Objective:
   def __call__(self, outputs: Dict[str, tf.Tensor], batch: Dict[str, tf.Tensor],
                laplacian: Optional[tf.SparseTensor] = None) -> Dict[str, tf.Tensor]:
     """Returns {term: unweighted value, ..., 'total': weighted sum}."""
-    to_reference = REFERENCE_SIZE / float(batch["image"].shape[1])
+    # The 2D terms measure pixels of the paper's 224 px crops (their robust-loss threshold
+    # and weights are tuned there): keypoints are rescaled to that frame, so the weights
+    # keep their balance against the size-free priors at any input size.
+    to_reference = contract.REFERENCE_SIZE / float(batch["image"].shape[1])
     detected = batch["keypoints"] * to_reference
     confidence = batch["confidence"]
     joints2d = outputs["joints2d"] * to_reference

@@ -1,0 +1,55 @@
+"""A quiet start for the command-line tools: TensorFlow's C++ start-up lines hidden.
+
+On a CPU machine, loading TensorFlow 2.21 prints a oneDNN banner, "Could not find cuda
+drivers" and an `E0000 ... failed call to cuInit` line; they are written before
+TensorFlow reads `TF_CPP_MIN_LOG_LEVEL` (before absl::InitializeLog), so the variable
+alone does not hide them, and to a user an `E` line reads as a failure.
+"""
+
+import contextlib
+import logging
+import os
+import sys
+
+LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
+# Marks a log level this module chose, which the tools it starts (the demo runs its steps
+# as subprocesses) inherit and may choose again; a level the user set is left alone.
+_CHOSEN_HERE = "HAND_TF_QUIET_START"
+
+
+@contextlib.contextmanager
+def _stderr_muted():
+  """Points file descriptor 2 (where C++ logs go) at /dev/null, then restores it."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  null = os.open(os.devnull, os.O_WRONLY)
+  try:
+    os.dup2(null, 2)
+    yield
+  finally:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(null)
+
+
+def quiet_tensorflow() -> None:
+  """Loads TensorFlow with its start-up lines hidden and later C++ logs at warnings.
+
+  Call it in an entry point before anything imports TensorFlow.  A user who set
+  `TF_CPP_MIN_LOG_LEVEL` (e.g. to 0 to debug a GPU set-up) sees everything, as set.
+  Python errors raised while importing are not hidden: they are printed after stderr
+  is restored.
+  """
+  user_set = LOG_LEVEL_VARIABLE in os.environ and _CHOSEN_HERE not in os.environ
+  if user_set or "tensorflow" in sys.modules:
+    return
+  os.environ[LOG_LEVEL_VARIABLE] = "2"  # later C++ logs: warnings and errors only
+  os.environ[_CHOSEN_HERE] = "1"
+  with _stderr_muted():
+    import tensorflow as tf
+    # The CUDA probe (and its cuInit error line) runs when devices are first listed.
+    tf.config.list_physical_devices()
+  # absl's default verbosity is INFO, which the tools use for their own lines; TF's
+  # Python INFO lines (signature renames, saver timings) are kept out of them.
+  tf.get_logger().setLevel(logging.WARNING)

@@ -1,0 +1,32 @@
+"""Command-line tools start quietly: TensorFlow's C++ start-up lines are not shown,
+unless the user asked for them with TF_CPP_MIN_LOG_LEVEL."""
+
+import os
+import re
+import subprocess
+import sys
+
+# glog/absl-style C++ log lines (I0000 ..., E0000 ... cuInit), and TF's banners.
+_CXX_LOG = re.compile(r"^[IWE]\d{4} |oneDNN|cuda|cuInit", re.MULTILINE | re.IGNORECASE)
+
+
+def _export_missing_checkpoint(tmp_path, **env):
+  clean = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "HAND_TF_QUIET_START")}
+  return subprocess.run(
+      [sys.executable, "-m", "export", "--checkpoint", str(tmp_path / "missing"),
+       "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300,
+      env={**clean, **env})
+
+
+def test_a_tool_that_loads_tensorflow_prints_only_its_own_lines(tmp_path):
+  result = _export_missing_checkpoint(tmp_path)
+  assert result.returncode != 0
+  assert not _CXX_LOG.search(result.stderr), result.stderr
+  assert result.stderr.strip().splitlines() == [
+      f"export: {tmp_path / 'missing'}: checkpoint not found (no missing.index)"]
+
+
+def test_a_log_level_the_user_set_is_respected(tmp_path):
+  result = _export_missing_checkpoint(tmp_path, TF_CPP_MIN_LOG_LEVEL="0")
+  assert _CXX_LOG.search(result.stderr), result.stderr
