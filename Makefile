@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml hand_tf/rendering/kernel.py hand_tf/model/efficientnet_
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q --no-deps $(TFG)
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[train,dev]'
 	# The tfg rasterizer kernel, compiled against the installed TensorFlow (~20 s). Without
 	# a compiler the renderer falls back to its pure-TensorFlow backend.
 	$(BIN)/python -m hand_tf.rendering.kernel || echo "warning: rasterizer kernel not built; the renderer will use backend='tf'"

@@ -9,7 +9,6 @@ Each returns a `Predictor`: `predict(images, intrinsics)` with uint8 images
 
 import dataclasses
 import glob
-import json
 import os
 from typing import Dict, Optional
 
@@ -41,14 +40,14 @@ def load_checkpoint_model(path: str, model_config=None):
   """
   import tensorflow as tf
 
-  from hand_tf.model.s2hand import ModelConfig, build_models
+  from hand_tf.io import InputError
+  from hand_tf.model.s2hand import build_models, read_run_config
   prefix = resolve_checkpoint(path)
   if model_config is None:
-    config_path = os.path.join(os.path.dirname(prefix), "model_config.json")
-    if not os.path.isfile(config_path):
-      raise ModelFileError(f"{config_path}: model config not found (written by training)")
-    with open(config_path) as f:
-      model_config = ModelConfig.from_json(json.load(f))
+    try:
+      model_config = read_run_config(os.path.dirname(prefix))
+    except InputError as e:
+      raise ModelFileError(str(e)) from e
   # The checkpoint holds every weight: no need to load (or download) the encoder's.
   inference, training = build_models(dataclasses.replace(model_config, encoder_weights=None))
   try:

@@ -17,7 +17,6 @@ import pickle
 from typing import Dict, Optional
 
 import numpy as np
-import scipy.sparse
 
 from hand_tf.io import atomic_write_bytes
 from mano_tf import constants
@@ -115,6 +114,7 @@ def _allowed_globals() -> Dict[tuple, object]:
     allowed[(module, "scalar")] = multiarray.scalar
   for module in ("numpy.core.numeric", "numpy._core.numeric"):  # protocol-5 arrays
     allowed[(module, "_frombuffer")] = _numpy_numeric()._frombuffer
+  import scipy.sparse  # here: reading MANO files is not on the deploy path
   for module in ("scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse"):
     allowed[(module, "csc_matrix")] = scipy.sparse.csc_matrix
   for module in ("scipy.sparse.csr", "scipy.sparse._csr", "scipy.sparse"):
@@ -182,7 +182,7 @@ _EXPECTED_SHAPES = {
 
 def _as_array(value, path, key, kind):
   try:
-    array = np.asarray(value.toarray() if scipy.sparse.issparse(value) else value)
+    array = np.asarray(value.toarray() if hasattr(value, "toarray") else value)  # sparse
   except Exception as e:  # noqa: BLE001 - report any conversion failure with its key.
     raise ManoModelError(f"{path}: key '{key}' cannot be read as an array: {e}") from e
   if kind == "float" and not np.issubdtype(array.dtype, np.floating):
@@ -316,6 +316,11 @@ def load_mano_model(path) -> ManoModel:
   return model_from_dict(data, path)
 
 
+def _sparse(array):
+  import scipy.sparse
+  return scipy.sparse.csc_matrix(array)
+
+
 def model_to_dict(model: ManoModel) -> Dict[str, object]:
   """Returns the MANO file content of `model` (keys and dtypes as in the official files)."""
   kintree = np.stack([model.parents.astype(np.int64), np.arange(_J)]).astype(np.uint32)
@@ -323,7 +328,7 @@ def model_to_dict(model: ManoModel) -> Dict[str, object]:
       "v_template": model.v_template,
       "shapedirs": model.shapedirs,
       "posedirs": model.posedirs,
-      "J_regressor": scipy.sparse.csc_matrix(model.j_regressor),
+      "J_regressor": _sparse(model.j_regressor),
       "weights": model.weights,
       "kintree_table": kintree,
       "f": model.faces.astype(np.uint32),

@@ -21,13 +21,14 @@ ARTEFACTS = {"saved_model": "saved_model", "tflite_fp32": "s2hand_fp32.tflite",
              "onnx": "s2hand.onnx"}
 
 
-# Runs a module as `python -m` would, with TensorFlow, tensorflow-graphics and Keras made
-# unimportable: what a phone or a small server without them has.
+# Runs a module as `python -m` would, with TensorFlow, tensorflow-graphics, Keras and
+# SciPy made unimportable: what a device with the `deploy` install has.
 _WITHOUT_TENSORFLOW = """
 import importlib.abc, runpy, sys
 class _NoTensorFlow(importlib.abc.MetaPathFinder):
   def find_spec(self, name, path, target=None):
-    if name.partition(".")[0] in ("tensorflow", "tensorflow_graphics", "keras", "tf2onnx"):
+    if name.partition(".")[0] in ("tensorflow", "tensorflow_graphics", "keras", "tf2onnx",
+                                  "scipy"):
       raise ImportError(f"{name} is not installed on this device")
 sys.meta_path.insert(0, _NoTensorFlow())
 sys.argv[0] = sys.argv[1]

@@ -225,3 +225,30 @@ def test_multi_worker_training_ends_with_identical_weights(tmp_path, synthetic_d
   assert len(names) > 300
   for name in names:
     np.testing.assert_array_equal(chief.get_tensor(name), worker.get_tensor(name), name)
+
+
+def test_a_run_folder_is_self_contained(tmp_path, batch):
+  """Moving the run folder, and deleting the MANO file it was trained with, keeps its
+  checkpoint usable: the hand model's arrays are written beside it."""
+  import dataclasses
+  import shutil
+
+  from hand_tf.predictors import load_checkpoint_model
+  from mano_tf.model_file import save_mano_model
+  from mano_tf.synthetic import build_synthetic_mano
+  hand = build_synthetic_mano("right")
+  # Not the default hand: its own arrays must travel with the run.
+  hand = dataclasses.replace(hand, v_template=hand.v_template * 1.1)
+  save_mano_model(hand, tmp_path / "MY_MANO_RIGHT.pkl")
+  model_config = dataclasses.replace(SMALL, mano_model_path=str(tmp_path / "MY_MANO_RIGHT.pkl"))
+  trainer = Trainer(TrainerConfig(out_dir=str(tmp_path / "run"), model=model_config,
+                                  appearance=False, stage="3d"))
+  trainer.save()
+  inputs = [batch["image"], batch["intrinsics"]]
+  expected = trainer.inference_model(inputs, training=False)["vertices"].numpy()
+  shutil.move(tmp_path / "run", tmp_path / "moved")
+  os.remove(tmp_path / "MY_MANO_RIGHT.pkl")
+  loaded_config, model = load_checkpoint_model(str(tmp_path / "moved"))
+  assert loaded_config.mano_model_path == str(tmp_path / "moved" / "hand_model.npz")
+  got = model(inputs, training=False)["vertices"].numpy()
+  np.testing.assert_allclose(got, expected, atol=1e-5)

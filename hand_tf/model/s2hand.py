@@ -12,17 +12,26 @@ weights: train the training model, export the inference model.
 """
 
 import dataclasses
+import os
 from typing import Optional
 
 import keras
 import tensorflow as tf
 
+from hand_tf import io
 from hand_tf.model.encoder import build_encoder
 from hand_tf.model.heads import GeometryHead, TextureLightHead
 from hand_tf.model.hourglass import build_keypoint_branch
 from hand_tf.rendering import camera
 from mano_tf import constants, lbs
-from mano_tf.layer import ManoLayer
+from mano_tf.layer import ManoLayer, get_mano_model
+from mano_tf.model_file import save_mano_model
+
+# A run folder holds, beside its checkpoints, what rebuilds their network: the config and
+# the hand model's arrays (so that moving the folder, or the MANO file it was trained
+# with, does not break it).
+MODEL_CONFIG_FILE = "model_config.json"
+HAND_MODEL_FILE = "hand_model.npz"
 
 
 @keras.saving.register_keras_serializable(package="hand_tf")
@@ -91,6 +100,35 @@ class ModelConfig:
     if unknown:
       raise ValueError(f"unknown model config fields {sorted(unknown)}")
     return cls(**value)
+
+
+def write_run_files(folder: str, config: ModelConfig) -> None:
+  """Writes `model_config.json` and `hand_model.npz` (the MANO arrays `config` names, or
+  the synthetic hand) into `folder`; the config then names the hand file beside it."""
+  save_mano_model(get_mano_model(config.mano_model_path),
+                  os.path.join(folder, HAND_MODEL_FILE))
+  io.write_json(os.path.join(folder, MODEL_CONFIG_FILE),
+                dataclasses.replace(config, mano_model_path=HAND_MODEL_FILE).to_json())
+
+
+def read_run_config(folder: str) -> ModelConfig:
+  """The `ModelConfig` of a run folder; a relative hand-model path is read from `folder`.
+
+  Raises:
+    InputError: no readable `model_config.json` in `folder`, or unknown fields.
+  """
+  path = os.path.join(folder, MODEL_CONFIG_FILE)
+  value = io.load_json(path, "model config (written by training)")
+  try:
+    config = ModelConfig.from_json(value)
+  except (TypeError, ValueError) as e:
+    raise io.InputError(f"{path}: {e}") from e
+  hand = config.mano_model_path
+  # Runs written before the hand model travelled with them name it relative to where
+  # training ran; those still load from there.
+  if hand and not os.path.isabs(hand) and os.path.exists(os.path.join(folder, hand)):
+    config = dataclasses.replace(config, mano_model_path=os.path.join(folder, hand))
+  return config
 
 
 def build_models(config: ModelConfig = ModelConfig()):

@@ -15,12 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from hand_tf import losses
-from hand_tf.io import write_json
-from hand_tf.model.s2hand import ModelConfig, build_models
+from hand_tf.model.s2hand import ModelConfig, build_models, write_run_files
 from hand_tf.training.objective import Objective
 from mano_tf import constants
-
-MODEL_CONFIG_FILE = "model_config.json"
 
 
 @keras.saving.register_keras_serializable(package="hand_tf")
@@ -89,7 +86,7 @@ class Trainer:
                                           stage=self.stage)
     os.makedirs(config.out_dir, exist_ok=True)
     # What export and evaluation need to rebuild the network of these checkpoints.
-    write_json(os.path.join(config.out_dir, MODEL_CONFIG_FILE), config.model.to_json())
+    write_run_files(config.out_dir, config.model)
     self.manager = tf.train.CheckpointManager(self.checkpoint, config.out_dir,
                                               max_to_keep=config.keep_checkpoints)
     self._train_step = tf.function(self._distributed_step)
