@@ -65,6 +65,7 @@ def main(argv):
   from hand_tf.model.s2hand import ModelConfig
   from hand_tf.predictors import KerasPredictor
   from hand_tf.training import loop
+  from hand_tf.training.objective import ObjectiveConfig
   from hand_tf.training.trainer import Trainer, TrainerConfig
   keras.utils.set_random_seed(SEED.value)
   size, data = SIZE.value, DATA.value
@@ -75,9 +76,10 @@ def main(argv):
   trainer = Trainer(TrainerConfig(
       out_dir=os.path.join(OUT.value, "run"),
       model=ModelConfig(image_size=size, hourglass_features=32, hourglass_stacks=1),
-      stage="3d", mode="ssl", learning_rate=1e-3, steps_per_epoch=len(train) // BATCH.value,
-      decay_every_epochs=plan.decay_every, decay_factor=plan.decay_factor,
-      scale_target_m=scale_bone_length(None)))
+      objective=ObjectiveConfig(stage="3d", mode="ssl",
+                                scale_target_m=scale_bone_length(None)),
+      learning_rate=1e-3, steps_per_epoch=len(train) // BATCH.value,
+      decay_every_epochs=plan.decay_every, decay_factor=plan.decay_factor))
   template, _ = template_baseline(data, size)
   predictor = KerasPredictor(model=trainer.inference_model, image_size=size)
   points, seconds = [], 0.0

@@ -38,6 +38,7 @@ def main(argv):
   from hand_tf.data import pipeline
   from hand_tf.data.freihand import read_freihand
   from hand_tf.model.s2hand import ModelConfig
+  from hand_tf.training.objective import ObjectiveConfig
   from hand_tf.training.trainer import Trainer, TrainerConfig
   keras.utils.set_random_seed(0)
   records = read_freihand(DATA.value, image_size=SIZE.value, load_vertices=False)
@@ -46,9 +47,10 @@ def main(argv):
                       encoder_weights=None if WEIGHTS.value == "none" else WEIGHTS.value,
                       hourglass_features=16, hourglass_stacks=1, hourglass_modules=1)
   trainer = Trainer(TrainerConfig(
-      out_dir=tempfile.mkdtemp(prefix="overfit_"), model=model, stage="3d", mode="wsl",
-      appearance=False, learning_rate=LR.value, scale_target_m=SCALE_TARGET.value,
-      steps_per_epoch=max(1, len(records) // BATCH.value)))
+      out_dir=tempfile.mkdtemp(prefix="overfit_"), model=model,
+      objective=ObjectiveConfig(stage="3d", mode="wsl", appearance=False,
+                                scale_target_m=SCALE_TARGET.value),
+      learning_rate=LR.value, steps_per_epoch=max(1, len(records) // BATCH.value)))
   everything = next(iter(pipeline.make_dataset(records, len(records))))
   keypoints = everything["keypoints"].numpy()
   constant = np.linalg.norm(keypoints - keypoints.mean(axis=0), axis=-1).mean()

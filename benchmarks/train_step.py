@@ -17,6 +17,7 @@ from absl import app, flags
 from hand_tf.data.synthetic_data import synthesize
 from hand_tf.model.s2hand import ModelConfig
 from hand_tf.rendering import renderer
+from hand_tf.training.objective import ObjectiveConfig
 from hand_tf.training.trainer import Trainer, TrainerConfig
 
 SIZES = flags.DEFINE_list("sizes", ["224", "128"], "Input sizes.")
@@ -63,8 +64,9 @@ def _batch(size, batch_size, seed=0):
 def benchmark(size, batch_size, repeats, backend):
   batch = _batch(size, batch_size)
   trainer = Trainer(TrainerConfig(out_dir=f"/tmp/train_step_bench_{size}",
-                                  model=ModelConfig(image_size=size), stage="finetune",
-                                  render_backend=backend))
+                                  model=ModelConfig(image_size=size),
+                                  objective=ObjectiveConfig(stage="finetune",
+                                                            render_backend=backend)))
   model = trainer.training_model
   full = _median_seconds(lambda: trainer.train_step(batch), repeats)
   print(f"size {size}, batch {batch_size}: {full * 1000:.0f} ms/step, "

@@ -29,7 +29,7 @@ from hand_tf.io import InputError
 from hand_tf.model.encoder import EncoderWeightsError
 from hand_tf.model.s2hand import ModelConfig
 from hand_tf.training import loop
-from hand_tf.training.objective import MODES, STAGES
+from hand_tf.training.objective import MODES, STAGES, ObjectiveConfig
 from hand_tf.training.trainer import Trainer, TrainerConfig
 from mano_tf import constants
 
@@ -129,12 +129,13 @@ def main(argv):
                                DECAY_FACTOR.value):
     config = TrainerConfig(
         out_dir=loop.worker_dir(strategy, plan.out_dir), model=model_config,
-        stage=plan.stage, mode=MODE.value, weights=weights,
-        appearance=not NO_APPEARANCE.value, disabled_terms=tuple(DISABLE.value),
+        objective=ObjectiveConfig(
+            stage=plan.stage, mode=MODE.value, weights=weights,
+            appearance=not NO_APPEARANCE.value, disabled=tuple(DISABLE.value),
+            scale_target_m=SCALE_TARGET.value or constants.SCALE_BONE_TARGET_M),
         learning_rate=LR.value, steps_per_epoch=len(records) // BATCH.value,
         decay_every_epochs=plan.decay_every, decay_factor=plan.decay_factor,
-        keep_checkpoints=KEEP.value,
-        scale_target_m=SCALE_TARGET.value or constants.SCALE_BONE_TARGET_M)
+        keep_checkpoints=KEEP.value)
     try:
       trainer = Trainer(config, strategy)
     except EncoderWeightsError as e:  # one line, without the flag listing of a usage error

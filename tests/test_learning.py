@@ -12,6 +12,7 @@ from hand_tf.data import pipeline
 from hand_tf.data.freihand import read_freihand
 from hand_tf.data.synthetic_data import synthesize
 from hand_tf.model.s2hand import ModelConfig
+from hand_tf.training.objective import ObjectiveConfig
 from hand_tf.training.trainer import Trainer, TrainerConfig
 
 SIZE = 64
@@ -39,9 +40,10 @@ def overfit(tmp_path_factory):
   model = ModelConfig(image_size=SIZE, hourglass_features=16, hourglass_stacks=1,
                       hourglass_modules=1)
   assert model.backbone == "lite0" and model.encoder_weights == "imagenet"  # the defaults
-  trainer = Trainer(TrainerConfig(out_dir=str(root / "run"), model=model, stage="3d",
-                                  mode="wsl", appearance=False, scale_target_m=0.0395,
-                                  steps_per_epoch=IMAGES // BATCH))
+  trainer = Trainer(TrainerConfig(
+      out_dir=str(root / "run"), model=model, steps_per_epoch=IMAGES // BATCH,
+      objective=ObjectiveConfig(stage="3d", mode="wsl", appearance=False,
+                                scale_target_m=0.0395)))
   step = 0
   while step < STEPS:
     for batch in pipeline.make_dataset(records, BATCH, shuffle=True, seed=step):
@@ -87,7 +89,7 @@ def test_finetune_first_steps_are_finite(tmp_path):
   model = ModelConfig(image_size=size, backbone="b0", encoder_weights=None,
                       hourglass_features=16, hourglass_stacks=1, hourglass_modules=1)
   trainer = Trainer(TrainerConfig(out_dir=str(tmp_path / "run"), model=model,
-                                  stage="finetune"))
+                                  objective=ObjectiveConfig(stage="finetune")))
   applied = [trainer.train_step(batch)["applied"] for _ in range(5)]
   assert all(applied), applied
   assert int(trainer.skipped.numpy()) == 0

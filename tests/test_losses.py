@@ -151,10 +151,10 @@ def test_every_loss_reaches_the_network():
 
 
 def test_2d_terms_measure_pixels_of_the_paper_crop_whatever_the_input_size():
-  from hand_tf.training.objective import Objective
+  from hand_tf.training.objective import Objective, ObjectiveConfig
   faces = np.zeros((1, 3), np.int32)
   others = ("scale", "shape", "skeleton", "laplacian")
-  objective = Objective(faces, stage="3d", appearance=False, disabled=others)
+  objective = Objective(faces, ObjectiveConfig(stage="3d", appearance=False, disabled=others))
   detected = _keypoints(1) / 224.0
   predicted = _keypoints(2) / 224.0
   confidence = tf.fill([2, 21], 0.8)
@@ -175,8 +175,9 @@ def test_2d_terms_measure_pixels_of_the_paper_crop_whatever_the_input_size():
   a, b = constants.SCALE_BONE
   length = float(tf.reduce_mean(tf.norm(joints[:, a] - joints[:, b], axis=-1)))
   per_sample = tf.norm(joints[:, a] - joints[:, b], axis=-1)
-  own = Objective(faces, stage="3d", appearance=False, disabled=("joint_location",
-                  "bone_direction", "shape", "skeleton", "laplacian"), scale_target_m=length)
+  own = Objective(faces, ObjectiveConfig(
+      stage="3d", appearance=False, scale_target_m=length,
+      disabled=("joint_location", "bone_direction", "shape", "skeleton", "laplacian")))
   value = own({"joints3d": joints, "joints2d": predicted}, {"image": tf.zeros([2, 8, 8, 3]),
                                       "keypoints": detected, "confidence": confidence})
   np.testing.assert_allclose(value["scale"], tf.reduce_mean(tf.abs(per_sample - length)),

@@ -15,7 +15,7 @@ from hand_tf.data import pipeline
 from hand_tf.data.freihand import read_freihand
 from hand_tf.model.s2hand import ModelConfig
 from hand_tf.training import loop
-from hand_tf.training.objective import terms_for
+from hand_tf.training.objective import ObjectiveConfig, terms_for
 from hand_tf.training.trainer import StepDecay, Trainer, TrainerConfig, weights_checksum
 
 # No stochastic depth, so that training-mode outputs are deterministic.
@@ -31,7 +31,8 @@ SMALL = ModelConfig(image_size=64, hourglass_features=16, hourglass_stacks=1,
 def _config(out_dir, stage="finetune"):
   # Appearance terms are covered by test_losses; leaving the renderer out keeps the
   # traced training graph small enough for CI.
-  return TrainerConfig(out_dir=str(out_dir), model=SMALL, appearance=False, stage=stage,
+  return TrainerConfig(out_dir=str(out_dir), model=SMALL,
+                       objective=ObjectiveConfig(stage=stage, appearance=False),
                        learning_rate=1e-3, steps_per_epoch=4)
 
 
@@ -242,7 +243,7 @@ def test_a_run_folder_is_self_contained(tmp_path, batch):
   save_mano_model(hand, tmp_path / "MY_MANO_RIGHT.pkl")
   model_config = dataclasses.replace(SMALL, mano_model_path=str(tmp_path / "MY_MANO_RIGHT.pkl"))
   trainer = Trainer(TrainerConfig(out_dir=str(tmp_path / "run"), model=model_config,
-                                  appearance=False, stage="3d"))
+                                  objective=ObjectiveConfig(stage="3d", appearance=False)))
   trainer.save()
   inputs = [batch["image"], batch["intrinsics"]]
   expected = trainer.inference_model(inputs, training=False)["vertices"].numpy()

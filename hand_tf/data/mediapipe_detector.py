@@ -213,8 +213,15 @@ class MediaPipeHandDetector:
     return keypoints.astype(np.float32), confidence
 
 
+def main(argv):
+  del argv
+  print(extract_models(EXTRACT.value, OUT.value))
+
+
 if __name__ == "__main__":
-  if len(sys.argv) >= 3 and sys.argv[1] == "--extract":
-    print(extract_models(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None))
-  else:
-    print("usage: python -m hand_tf.data.mediapipe_detector --extract WHEEL [DIR]")
+  from absl import app, flags
+  EXTRACT = flags.DEFINE_string("extract", None, "mediapipe 0.10.21 wheel to take the hand "
+                                "models out of (the Makefile downloads it).", required=True)
+  OUT = flags.DEFINE_string("out", None, "Folder for the models (default: where the "
+                            "detector looks for them).")
+  app.run(main)

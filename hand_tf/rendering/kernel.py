@@ -18,6 +18,7 @@ import tempfile
 from typing import Optional
 
 import tensorflow as tf
+from absl import logging
 
 _SOURCES = ("rasterize_triangles_op.cc", "rasterize_triangles_impl.cc")
 _TFG_MODULE = "tensorflow_graphics.rendering.kernels.gen_rasterizer_op"
@@ -79,7 +80,7 @@ def build(directory: Optional[str] = None, compiler: Optional[str] = None,
              + [os.path.join(source_dir, s) for s in _SOURCES] + ["-o", tmp]
              + tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags())
   if verbose:
-    print(" ".join(command), flush=True)
+    logging.info("%s", " ".join(command))
   result = subprocess.run(command, capture_output=True, text=True)
   if result.returncode != 0:
     os.remove(tmp)
@@ -109,8 +110,8 @@ def load(build_if_missing: bool = True):
       raise KernelUnavailableError(
           f"The rasterizer kernel is not built ({path}); run "
           "`python -m hand_tf.rendering.kernel` or use backend='tf'.")
-    print(f"hand_tf: compiling the tensorflow-graphics rasterizer kernel into {path} "
-          "(once, ~20 s)", file=sys.stderr, flush=True)
+    logging.warning("compiling the tensorflow-graphics rasterizer kernel into %s "
+                    "(once, ~20 s)", path)
     path = build()
   _loaded = tf.load_op_library(path)
   sys.modules[_TFG_MODULE] = _loaded
@@ -127,5 +128,12 @@ def is_available() -> bool:
     return False
 
 
+def main(argv):
+  del argv
+  print(build(verbose=VERBOSE.value))
+
+
 if __name__ == "__main__":
-  print(build(verbose="-v" in sys.argv))
+  from absl import app, flags
+  VERBOSE = flags.DEFINE_bool("verbose", False, "Print the compiler command.")
+  app.run(main)

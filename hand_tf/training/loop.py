@@ -101,7 +101,7 @@ def run_stage(trainer: Trainer, records: HandRecords, epochs: int, global_batch_
         strategy, records, global_batch_size, shuffle=True, seed=seed * 1000 + epoch,
         augment_config=augment, skip_batches=done)
     bar = tqdm(dataset, total=steps_per_epoch - done, disable=not chief,
-               desc=f"{trainer.config.stage} epoch {epoch + 1}/{epochs}")
+               desc=f"{trainer.config.objective.stage} epoch {epoch + 1}/{epochs}")
     start = time.time()
     batch = None
     for batch in bar:
@@ -119,11 +119,13 @@ def run_stage(trainer: Trainer, records: HandRecords, epochs: int, global_batch_
     path = trainer.save()
     if chief and batch is not None and image_every_epochs and (epoch + 1) % image_every_epochs == 0:
       local = {k: strategy.experimental_local_results(v)[0] for k, v in batch.items()}
-      panels = summaries.training_images(trainer.inference_model, trainer.objective.faces,
-                                         local, render_backend=trainer.config.render_backend)
+      panels = summaries.training_images(
+          trainer.inference_model, trainer.objective.faces, local,
+          render_backend=trainer.config.objective.render_backend)
       summaries.write_training_images(writer, step, panels)
     if values:
-      log(f"{trainer.config.stage} epoch {epoch + 1}/{epochs}: loss {values['total']:.4f}, "
+      log(f"{trainer.config.objective.stage} epoch {epoch + 1}/{epochs}: "
+          f"loss {values['total']:.4f}, "
           f"{global_batch_size * (steps_per_epoch - done) / (time.time() - start):.1f} img/s;"
           f" saved {path}")
   writer.flush()

@@ -44,11 +44,10 @@ def terms_for(stage: str, mode: str = "ssl", appearance: bool = True):
 
 
 @dataclasses.dataclass(frozen=True)
-class Objective:
-  """Computes the weighted loss of one batch.
+class ObjectiveConfig:
+  """Which loss terms a stage uses, and how they are weighed.
 
   Attributes:
-    faces: [F, 3] mesh faces (for rendering and the Laplacian).
     stage, mode: see the module docstring.
     weights: per-term weights.
     appearance: include the rendering-based terms.
@@ -57,7 +56,6 @@ class Objective:
     scale_target_m: the scale prior's bone length (the paper's FreiHAND value by default;
       a dataset of other hands, e.g. rendered from another hand model, has its own).
   """
-  faces: np.ndarray
   stage: str = "finetune"
   mode: str = "ssl"
   weights: losses.LossWeights = losses.LossWeights()
@@ -66,10 +64,22 @@ class Objective:
   disabled: tuple = ()
   scale_target_m: float = constants.SCALE_BONE_TARGET_M
 
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+  """Computes the weighted loss of one batch.
+
+  Attributes:
+    faces: [F, 3] mesh faces (for rendering and the Laplacian).
+    config: the terms and their weights.
+  """
+  faces: np.ndarray
+  config: ObjectiveConfig = ObjectiveConfig()
+
   @property
   def terms(self):
-    return tuple(t for t in terms_for(self.stage, self.mode, self.appearance)
-                 if t not in self.disabled)
+    return tuple(t for t in terms_for(self.config.stage, self.config.mode, self.config.appearance)
+                 if t not in self.config.disabled)
 
   def __call__(self, outputs: Dict[str, tf.Tensor], batch: Dict[str, tf.Tensor],
                laplacian: Optional[tf.SparseTensor] = None) -> Dict[str, tf.Tensor]:
@@ -90,7 +100,7 @@ class Objective:
       size = image.shape[1:3]
       rendered = renderer.render(outputs["vertices"], self.faces, tf.tanh(outputs["texture"]),
                                  batch["intrinsics"], outputs["lighting"], size,
-                                 backend=self.render_backend)
+                                 backend=self.config.render_backend)
       weight = losses.photometric_weight(confidence)
       mask = rendered["mask"]
     for term in terms:
@@ -103,7 +113,7 @@ class Objective:
       elif term == "consistency":
         value = losses.consistency_loss(stacks[-1], joints2d)
       elif term == "scale":
-        value = losses.scale_loss(outputs["joints3d"], self.scale_target_m)
+        value = losses.scale_loss(outputs["joints3d"], self.config.scale_target_m)
       elif term == "shape":
         value = losses.shape_loss(outputs["shape"])
       elif term == "skeleton":
@@ -125,5 +135,5 @@ class Objective:
       else:  # pragma: no cover - terms_for only yields the names above
         raise ValueError(term)
       values[term] = value
-    values["total"] = tf.add_n([getattr(self.weights, t) * values[t] for t in terms])
+    values["total"] = tf.add_n([getattr(self.config.weights, t) * values[t] for t in terms])
     return values

@@ -13,11 +13,11 @@ from typing import Dict, Optional
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from hand_tf import losses
 from hand_tf.model.s2hand import ModelConfig, build_models, write_run_files
-from hand_tf.training.objective import Objective
-from mano_tf import constants
+from hand_tf.training.objective import Objective, ObjectiveConfig
 
 
 @keras.saving.register_keras_serializable(package="hand_tf")
@@ -46,18 +46,12 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
 class TrainerConfig:
   out_dir: str
   model: ModelConfig = ModelConfig()
-  stage: str = "finetune"
-  mode: str = "ssl"
-  weights: losses.LossWeights = losses.LossWeights()
-  appearance: bool = True
-  disabled_terms: tuple = ()
+  objective: ObjectiveConfig = ObjectiveConfig()
   learning_rate: float = 1e-3
   steps_per_epoch: int = 100
   decay_every_epochs: int = 30
   decay_factor: float = 0.5
   keep_checkpoints: int = 3
-  render_backend: str = "auto"
-  scale_target_m: float = constants.SCALE_BONE_TARGET_M
 
 
 class Trainer:
@@ -76,11 +70,9 @@ class Trainer:
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
       self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
     faces = self.training_model.get_layer("place_hand").mano.faces
-    self.objective = Objective(faces, config.stage, config.mode, config.weights,
-                               config.appearance, config.render_backend,
-                               tuple(config.disabled_terms), config.scale_target_m)
+    self.objective = Objective(faces, config.objective)
     self.laplacian = losses.uniform_laplacian(faces, 778)
-    self.stage = tf.Variable(config.stage, trainable=False, name="stage")
+    self.stage = tf.Variable(config.objective.stage, trainable=False, name="stage")
     self.checkpoint = tf.train.Checkpoint(model=self.training_model, optimizer=self.optimizer,
                                           step=self.step, skipped=self.skipped,
                                           stage=self.stage)
@@ -101,8 +93,9 @@ class Trainer:
     if path:
       self.checkpoint.restore(path).assert_existing_objects_matched()
       stage = self.stage.numpy().decode()
-      if stage != self.config.stage:
-        raise ValueError(f"{path} is a checkpoint of stage {stage!r}, not {self.config.stage!r}")
+      if stage != self.config.objective.stage:
+        raise ValueError(f"{path} is a checkpoint of stage {stage!r}, not "
+                         f"{self.config.objective.stage!r}")
     return path
 
   def init_from(self, path: str) -> None:
@@ -185,8 +178,7 @@ class Trainer:
     out = {k: float(v) for k, v in values.items()}
     out["applied"] = bool(applied)
     if not out["applied"]:
-      print(f"warning: step {int(self.step.numpy())} skipped: non-finite loss or gradient",
-            flush=True)
+      logging.warning("step %d skipped: non-finite loss or gradient", int(self.step.numpy()))
     return out
 
   def evaluate_loss(self, batch) -> float:
