@@ -14,7 +14,7 @@ DEMO_OUT ?= demo_out
 
 all: test
 
-$(STAMP): pyproject.toml hand_tf/rendering/kernel.py hand_tf/model/efficientnet_lite.py hand_tf/data/mediapipe_detector.py
+$(STAMP): pyproject.toml hand_tf/rendering/kernel.py hand_tf/model/efficientnet_lite.py hand_tf/detection/mediapipe.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q --no-deps $(TFG)
@@ -36,7 +36,7 @@ $(VENV)/share/hand_tf/mediapipe/hand_landmark_full.tflite:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip download -q --no-deps -d $(MEDIAPIPE_WHEEL_DIR) \
 	    --only-binary=:all: mediapipe==0.10.21
-	$(BIN)/python -m hand_tf.data.mediapipe_detector --extract \
+	$(BIN)/python -m hand_tf.detection.mediapipe --extract \
 	    $$(ls $(MEDIAPIPE_WHEEL_DIR)/mediapipe-0.10.21-*.whl | head -n 1)
 	rm -rf $(MEDIAPIPE_WHEEL_DIR)
 

@@ -74,7 +74,7 @@ def main(argv):
   tf.config.threading.set_intra_op_parallelism_threads(THREADS.value)
   tf.config.threading.set_inter_op_parallelism_threads(THREADS.value)
   from export.exporter import ARTEFACT, calibration_set, export_model
-  from hand_tf.data.mediapipe_detector import ModelsMissingError, models_dir
+  from hand_tf.detection.mediapipe import ModelsMissingError, models_dir
   from hand_tf.model.s2hand import ModelConfig, build_models
   from hand_tf.predictors import load_checkpoint_model, load_predictor
   from hand_tf.serving import InferenceModule

@@ -5,7 +5,7 @@
 
 Trains the '3d' stage (WSL: ground-truth 2D, no appearance terms, the paper's learning
 rate) on the first --images images of DATA (FreiHAND layout, e.g. from
-`python -m hand_tf.data.synthesize`) in memory, with no checkpoints, and prints every
+`python -m hand_tf.synthesize`) in memory, with no checkpoints, and prints every
 --every steps the mean 2D joint error on those same images in inference mode (batch
 norm's moving statistics, as evaluation and export run) beside a constant skeleton's
 (the mean keypoints), and the spread of the projected joints across images; at the end

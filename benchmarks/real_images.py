@@ -28,7 +28,7 @@ def main(argv):
   from hand_tf.camera import default_intrinsics
   from hand_tf.data import crops
   from hand_tf.data.crops import box_from_keypoints
-  from hand_tf.data.mediapipe_detector import MediaPipeHandDetector
+  from hand_tf.detection.mediapipe import MediaPipeHandDetector
   from hand_tf.io import read_image
   from hand_tf.predictors import load_predictor
   from hand_tf.reconstruct import reconstruct

@@ -3,7 +3,7 @@
   python benchmarks/ssl_synthetic.py --out ssl_bench [--train_images 1024] \
       [--test_images 128] [--image_size 64] [--epochs 8] [--rows ssl,template,...]
 
-Renders a training and a held-out set (`hand_tf.data.synthesize`: random poses, shapes,
+Renders a training and a held-out set (`hand_tf.synthesize`: random poses, shapes,
 rotations, skin, lighting, backgrounds and occluders, with simulated detector keypoints
 and confidences), trains one network per row through `python -m hand_tf.train`, and
 evaluates each on the held-out ground truth through `python -m hand_tf.evaluate`:

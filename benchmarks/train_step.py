@@ -14,9 +14,9 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from hand_tf.data.synthetic_data import synthesize
 from hand_tf.model.s2hand import ModelConfig
 from hand_tf.rendering import renderer
+from hand_tf.synthetic.dataset import synthesize
 from hand_tf.training.objective import ObjectiveConfig
 from hand_tf.training.trainer import Trainer, TrainerConfig
 

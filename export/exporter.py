@@ -263,8 +263,8 @@ def calibration_set(image_size, count, root=None, mano_model_path=None):
   """`[M, S, S, 3]` uint8 images and `[M, 3, 3]` K (synthetic unless `root` is given)."""
   from hand_tf.data.crops import crop_image
   from hand_tf.data.freihand import read_freihand
-  from hand_tf.data.synthetic_data import synthesize
   from hand_tf.io import read_image
+  from hand_tf.synthetic.dataset import synthesize
   with tempfile.TemporaryDirectory(prefix="export_calibration_") as tmp:
     if root is None:
       root = tmp

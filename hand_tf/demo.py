@@ -116,10 +116,10 @@ def _hand_stage(out):
 def _data_stage(out, num_images, seed, mano_model_path):
   """Synthetic data, simulated and MediaPipe detections, and a contact sheet of them."""
   from hand_tf import visualize
-  from hand_tf.data import detections
   from hand_tf.data.freihand import read_freihand
-  from hand_tf.data.mediapipe_detector import MediaPipeHandDetector, ModelsMissingError
-  from hand_tf.data.synthetic_data import synthesize
+  from hand_tf.detection import keypoint_files as detections
+  from hand_tf.detection.mediapipe import MediaPipeHandDetector, ModelsMissingError
+  from hand_tf.synthetic.dataset import synthesize
 
   root = os.path.join(out, "synthetic_data")
   summary = synthesize(root, num_images, image_size=224, seed=seed, occluders=True,

@@ -42,7 +42,7 @@ def run_module(log, *args):
 
 
 def synthesize_split(log, root, split, num, size, seed, mano, max_rotation_deg=None):
-  """Renders a split with `hand_tf.data.synthesize` unless the same one is there."""
+  """Renders a split with `hand_tf.synthesize` unless the same one is there."""
   summary_path = os.path.join(root, f"{split}_synthesis.json")
   if os.path.isfile(summary_path):
     with open(summary_path) as f:
@@ -51,7 +51,7 @@ def synthesize_split(log, root, split, num, size, seed, mano, max_rotation_deg=N
         == (num, size, seed, max_rotation_deg)):
       log(f"reusing {num} {split} images in {root}")
       return
-  args = ["hand_tf.data.synthesize", "--out", root, "--split", split, "--num", num,
+  args = ["hand_tf.synthesize", "--out", root, "--split", split, "--num", num,
           "--image_size", size, "--seed", seed, "--occluders"]
   if max_rotation_deg is not None:
     args += ["--max_rotation_deg", max_rotation_deg]

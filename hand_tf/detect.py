@@ -3,7 +3,7 @@
   python -m hand_tf.detect IMAGES_DIR --out detections.json [--variant full|lite]
 
 Writes the project's detections format (21 keypoints in FreiHAND order, image pixels,
-with confidences; see hand_tf.data.mediapipe_detector for what confidence means).
+with confidences; see hand_tf.detection.mediapipe for what confidence means).
 """
 
 import os
@@ -15,8 +15,8 @@ import numpy as np
 from absl import app, flags
 from tqdm import tqdm
 
-from hand_tf.data.detections import write_detections
-from hand_tf.data.mediapipe_detector import MediaPipeHandDetector, ModelsMissingError
+from hand_tf.detection.keypoint_files import write_detections
+from hand_tf.detection.mediapipe import MediaPipeHandDetector, ModelsMissingError
 
 OUT = flags.DEFINE_string("out", None, "Output detections JSON.")
 VARIANT = flags.DEFINE_enum("variant", "full", ["full", "lite"], "MediaPipe model variant.")

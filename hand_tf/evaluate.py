@@ -3,7 +3,7 @@
   python -m hand_tf.evaluate --model PATH --data_dir DIR [--split evaluation] [--out DIR]
 
 --model: checkpoint (or run folder), SavedModel, .tflite or .onnx.  --data_dir: a FreiHAND
-folder (the real dataset with its evaluation annotations, or `hand_tf.data.synthesize`'s
+folder (the real dataset with its evaluation annotations, or `hand_tf.synthesize`'s
 output).  Prints the paper's table columns and writes metrics.json, pck.png and pred.json
 (for the FreiHAND challenge server) into --out.
 """

@@ -78,7 +78,7 @@ def main(argv):
     raise InputError(f"{INTRINSICS.value}: K has shape {k_given.shape}, expected [3, 3]")
   detector = None
   if DETECT.value:
-    from hand_tf.data.mediapipe_detector import MediaPipeHandDetector
+    from hand_tf.detection.mediapipe import MediaPipeHandDetector
     detector = MediaPipeHandDetector(num_threads=NUM_THREADS.value)
   os.makedirs(OUT.value, exist_ok=True)
   for path in images:

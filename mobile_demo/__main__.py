@@ -64,7 +64,7 @@ def main(argv):
   from mobile_demo.pipeline import HandPipeline
   detector = None
   if DETECTOR.value == "mediapipe" and not BOX.value:
-    from hand_tf.data.mediapipe_detector import MediaPipeHandDetector
+    from hand_tf.detection.mediapipe import MediaPipeHandDetector
     detector = MediaPipeHandDetector(num_threads=NUM_THREADS.value)
   box = None
   if BOX.value:

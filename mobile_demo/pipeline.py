@@ -2,7 +2,7 @@
 
 Runs the exported `.tflite` with ai-edge-litert's Interpreter (the LiteRT runtime that
 Android ships, with the XNNPACK CPU delegate it applies by default).  The hand is found
-by MediaPipe's palm detector + landmark model (`hand_tf.data.mediapipe_detector`) or
+by MediaPipe's palm detector + landmark model (`hand_tf.detection.mediapipe`) or
 given as a fixed box; when detection fails on a frame the previous frame's box is kept,
 as MediaPipe's tracker does.
 """

@@ -39,7 +39,7 @@ def synthetic_model_dir(tmp_path_factory, synthetic_model):
 @pytest.fixture(scope="session")
 def synthetic_dataset(tmp_path_factory):
   """A small synthetic FreiHAND-layout dataset (training split, 8 images, 96 px)."""
-  from hand_tf.data.synthetic_data import synthesize
+  from hand_tf.synthetic.dataset import synthesize
   root = tmp_path_factory.mktemp("synth")
   summary = synthesize(str(root), 8, image_size=96, seed=3, occluders=True, batch_size=4,
                        progress=False)

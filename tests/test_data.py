@@ -10,13 +10,13 @@ import pytest
 import tensorflow as tf
 
 from hand_tf.camera import project
-from hand_tf.data import detections as det
 from hand_tf.data import pipeline
 from hand_tf.data.folder import read_folder
 from hand_tf.data.freihand import read_freihand
 from hand_tf.data.ho3d import read_ho3d
-from hand_tf.data.synthetic_data import synthesize
+from hand_tf.detection import keypoint_files as det
 from hand_tf.io import InputError
+from hand_tf.synthetic.dataset import synthesize
 from mano_tf import constants
 
 
@@ -313,7 +313,7 @@ def test_pipeline_batches_shuffles_deterministically_and_distributes(synthetic_d
 def test_synthesize_cli_prints_speed_and_detector_statistics(tmp_path):
   import subprocess
   import sys
-  result = subprocess.run([sys.executable, "-m", "hand_tf.data.synthesize", "--out",
+  result = subprocess.run([sys.executable, "-m", "hand_tf.synthesize", "--out",
                            str(tmp_path), "--num", "2", "--image_size", "64"],
                           capture_output=True, text=True, check=True)
   assert "images/s" in result.stdout and "simulated detector: mean error" in result.stdout
@@ -336,7 +336,7 @@ def test_skipping_batches_resumes_the_same_order_and_augmentation(synthetic_data
 def test_rotation_range_keeps_hands_near_the_canonical_view():
   from scipy.spatial.transform import Rotation
 
-  from hand_tf.data import synthetic_data
+  from hand_tf.synthetic import dataset as synthetic_data
   from mano_tf import constants
   rng = np.random.default_rng(0)
   canonical = Rotation.from_rotvec(constants.S2HAND_ROOT_ROTATION)

@@ -48,7 +48,7 @@ def _cli(module, *args, timeout=600, without_tensorflow=False):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
   """(checkpoint dir, export dir, synthetic dataset root) with every format exported."""
-  from hand_tf.data.synthetic_data import synthesize
+  from hand_tf.synthetic.dataset import synthesize
   from hand_tf.training.trainer import Trainer, TrainerConfig
   root = tmp_path_factory.mktemp("export")
   checkpoint = root / "run"

@@ -10,8 +10,8 @@ import pytest
 
 from hand_tf.data import pipeline
 from hand_tf.data.freihand import read_freihand
-from hand_tf.data.synthetic_data import synthesize
 from hand_tf.model.s2hand import ModelConfig
+from hand_tf.synthetic.dataset import synthesize
 from hand_tf.training.objective import ObjectiveConfig
 from hand_tf.training.trainer import Trainer, TrainerConfig
 

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hand_tf.data import mediapipe_detector as mp
+from hand_tf.detection import mediapipe as mp
 
 
 def test_anchors_match_the_palm_model_output():
@@ -67,8 +67,8 @@ def test_finds_the_synthetic_hand():
   import tensorflow as tf
   from scipy.spatial.transform import Rotation
 
-  from hand_tf.data.scenes import skin_texture
   from hand_tf.rendering import camera, renderer
+  from hand_tf.synthetic.scenes import skin_texture
   from mano_tf.layer import ManoLayer
 
   layer = ManoLayer(use_pca=False, flat_hand_mean=True)

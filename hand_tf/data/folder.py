@@ -13,8 +13,8 @@ import numpy as np
 
 from hand_tf.camera import default_intrinsics
 from hand_tf.data import crops
-from hand_tf.data.detections import read_detections
 from hand_tf.data.records import HandRecords, as_array
+from hand_tf.detection.keypoint_files import read_detections
 from hand_tf.io import InputError, load_json
 
 

@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 
 from hand_tf.camera import project
-from hand_tf.data.detections import read_detections
 from hand_tf.data.records import HandRecords, as_array
+from hand_tf.detection.keypoint_files import read_detections
 from hand_tf.io import InputError, load_json
 from mano_tf import constants
 

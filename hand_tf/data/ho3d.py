@@ -14,8 +14,8 @@ import numpy as np
 
 from hand_tf.camera import project
 from hand_tf.data import crops
-from hand_tf.data.detections import read_detections
 from hand_tf.data.records import HandRecords, as_array
+from hand_tf.detection.keypoint_files import read_detections
 from hand_tf.io import InputError
 from mano_tf import constants
 from mano_tf.model_file import ManoModelError, read_pickle_safely

@@ -4,7 +4,7 @@ The paper detects keypoints offline with OpenPose; the best detector available h
 MediaPipe's.  The `mediapipe` package cannot be installed beside TF 2.21 (it pins
 protobuf < 5), and its newest wheels no longer ship the models, so `make models` (part
 of the make targets' install step) downloads the `mediapipe==0.10.21` wheel with
-`pip download --no-deps` and `python -m hand_tf.data.mediapipe_detector --extract WHEEL`
+`pip download --no-deps` and `python -m hand_tf.detection.mediapipe --extract WHEEL`
 copies only these files out of it:
 
   palm_detection_{full,lite}.tflite  [1, 192, 192, 3] in [0, 1] -> 2016 anchors x 18
@@ -45,7 +45,7 @@ HOW_TO_GET = ("MediaPipe's hand models are missing. Run `make models` (it downlo
               "mediapipe==0.10.21 wheel from PyPI with `pip download --no-deps` and extracts "
               "the .tflite files), or point --models_dir / $HAND_TF_MEDIAPIPE_DIR at a folder "
               "holding them. Alternatively supply OpenPose JSON detections "
-              "(see hand_tf.data.detections).")
+              "(see hand_tf.detection.keypoint_files).")
 
 
 class ModelsMissingError(FileNotFoundError):

@@ -1,6 +1,6 @@
 """Synthetic hand images with ground truth, written in the FreiHAND layout.
 
-Command line: `python -m hand_tf.data.synthesize` (see that module).
+Command line: `python -m hand_tf.synthesize` (see that module).
 
 Each sample: the hand model in a random plausible pose (inside the skeleton prior's
 joint limits), random shape, global orientation (uniform, or within a given angle of
@@ -28,10 +28,10 @@ from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
 from hand_tf.camera import project
-from hand_tf.data import detections as detections_lib
-from hand_tf.data import scenes
+from hand_tf.detection import keypoint_files as detections_lib
 from hand_tf.io import write_json
 from hand_tf.rendering import renderer
+from hand_tf.synthetic import scenes
 from mano_tf import constants, pose_sampling
 from mano_tf.layer import ManoLayer
 

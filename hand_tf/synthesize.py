@@ -1,6 +1,6 @@
-"""Writes a synthetic hand dataset in the FreiHAND layout (see `synthetic_data`).
+"""Writes a synthetic hand dataset in the FreiHAND layout (see `hand_tf.synthetic.dataset`).
 
-  python -m hand_tf.data.synthesize --out DIR --num N --image_size 224 --seed S \
+  python -m hand_tf.synthesize --out DIR --num N --image_size 224 --seed S \
       [--split training] [--mano_model_path P] [--backgrounds PHOTOS_DIR] [--occluders]
 
 Prints the generation speed and the simulated detector's error statistics.
@@ -28,7 +28,7 @@ def main(argv):
   del argv
   from hand_tf.startup import quiet_tensorflow
   quiet_tensorflow()  # before the renderer loads TensorFlow
-  from hand_tf.data.synthetic_data import synthesize
+  from hand_tf.synthetic.dataset import synthesize
   if not OUT.value:
     raise app.UsageError("--out is required")
   summary = synthesize(OUT.value, NUM.value, IMAGE_SIZE.value, SEED.value, SPLIT.value,
