@@ -24,6 +24,9 @@ EVAL_EVERY = flags.DEFINE_integer("eval_every", 4, "Evaluate every N epochs.")
 SIZE = flags.DEFINE_integer("image_size", 64, "Network input size (= the images').")
 BATCH = flags.DEFINE_integer("batch_size", 16, "Batch size.")
 SEED = flags.DEFINE_integer("seed", 0, "Training seed.")
+FROM_IMAGE = flags.DEFINE_bool("translation_from_image", False,
+                               "Translation head in crop terms placed through K "
+                               "(ModelConfig.translation_from_image).")
 
 
 def _plot(points, template, path):
@@ -75,7 +78,8 @@ def main(argv):
   plan = loop.plan_stages("3d", OUT.value, EPOCHS.value)[0]
   trainer = Trainer(TrainerConfig(
       out_dir=os.path.join(OUT.value, "run"),
-      model=ModelConfig(image_size=size, hourglass_features=32, hourglass_stacks=1),
+      model=ModelConfig(image_size=size, hourglass_features=32, hourglass_stacks=1,
+                        translation_from_image=FROM_IMAGE.value),
       objective=ObjectiveConfig(stage="3d", mode="ssl",
                                 scale_target_m=scale_bone_length(None)),
       learning_rate=1e-3, steps_per_epoch=len(train) // BATCH.value,

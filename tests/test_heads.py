@@ -43,3 +43,24 @@ def test_depth_learns_to_vary_across_images(seed):
   depth = head(features, training=False)["translation"][:, 2].numpy()
   assert np.std(depth) > 0.3 * float(tf.math.reduce_std(target))
   assert np.corrcoef(depth, target.numpy())[0, 1] > 0.3
+
+
+def test_translation_from_image_places_the_hand_where_the_crop_shows_it():
+  """(a, b, d) of the head: the origin projects to S/2 + f0 (a, b) under any K, and its
+  depth scales with the focal length (the same crop, a longer lens, a farther hand)."""
+  from hand_tf.camera import DEFAULT_FOCAL_PER_SIDE, project
+  from hand_tf.model.s2hand import PlaceHand
+  size = 64
+  place = PlaceHand(translation_from_image=True, image_size=size)
+  crop = np.array([[0.05, -0.02, 0.6], [0.05, -0.02, 0.6], [-0.1, 0.03, 0.8]], np.float32)
+  nominal = DEFAULT_FOCAL_PER_SIDE * size
+  k = np.stack([np.array([[f, 0, cx], [0, f, cy], [0, 0, 1]], np.float32)
+                for f, cx, cy in ((nominal, 32, 32), (2 * nominal, 10, 50), (nominal, 32, 32))])
+  angle = 0.7  # a rotation-augmented crop: K's 2 x 2 block is a scaled rotation
+  rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+  k[2, :2, :2] = rotation @ k[2, :2, :2]
+  translation = place._camera_translation(tf.constant(crop), tf.constant(k)).numpy()  # noqa: SLF001
+  pixels = project(translation[:, None], k)[:, 0]
+  np.testing.assert_allclose(pixels, size / 2 + nominal * crop[:, :2], atol=1e-3)
+  np.testing.assert_allclose(translation[:, 2], crop[:, 2] * np.array([1.0, 2.0, 1.0]),
+                             rtol=1e-5)

@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from hand_tf import io
+from hand_tf.camera import DEFAULT_FOCAL_PER_SIDE
 from hand_tf.model.encoder import build_encoder
 from hand_tf.model.heads import GeometryHead, TextureLightHead
 from hand_tf.model.hourglass import build_keypoint_branch
@@ -41,15 +42,28 @@ class PlaceHand(keras.layers.Layer):
   As in S2HAND: MANO's own root rotation is fixed to (pi, 0, 0); the predicted axis-angle
   rotation turns the posed hand about the MANO origin; then
   points = translation + |scale| * rotated points.  Units: meters; K in pixels.
+
+  `translation_from_image`: the translation head's (a, b, d) are what the crop shows
+  rather than camera-frame meters: the origin's pixel offset from the crop centre, in
+  units of the nominal focal length f0 = 2.5 S, and its depth as it would be under f0.
+  The camera-frame translation follows from K: depth d f / f0 (f = sqrt|det K[:2, :2]|),
+  x and y from back-projecting the pixel.  A crop does not show its camera: the same
+  image comes from a near hand under a short focal length or a far one under a long
+  one, so meters alone are not predictable from pixels.
   """
 
   def __init__(self, mano_model_path: Optional[str] = None, ncomps: int = 30,
-               use_mean_shape: bool = False, **kwargs):
+               use_mean_shape: bool = False, translation_from_image: bool = False,
+               image_size: Optional[int] = None, **kwargs):
     kwargs.setdefault("dtype", "float32")
     super().__init__(**kwargs)
     self.mano_model_path = mano_model_path
     self.ncomps = ncomps
     self.use_mean_shape = use_mean_shape
+    if translation_from_image and not image_size:
+      raise ValueError("translation_from_image needs the input image_size")
+    self.translation_from_image = translation_from_image
+    self.image_size = image_size
     self.mano = ManoLayer(model_path=mano_model_path, use_pca=True, ncomps=ncomps,
                           flat_hand_mean=False, name="mano")
 
@@ -61,16 +75,32 @@ class PlaceHand(keras.layers.Layer):
     vertices, joints = self.mano(pose, betas)
     rotation_matrix = lbs.axis_angle_to_matrix(tf.cast(rotation, tf.float32))
     magnitude = tf.abs(tf.cast(scale, tf.float32))[:, :, None]
-    offset = tf.cast(translation, tf.float32)[:, None, :]
+    translation = tf.cast(translation, tf.float32)
+    if self.translation_from_image:
+      translation = self._camera_translation(translation, tf.cast(intrinsics, tf.float32))
+    offset = translation[:, None, :]
     place = lambda p: offset + magnitude * tf.einsum("bij,bnj->bni", rotation_matrix, p)  # noqa
     vertices, joints = place(vertices), place(joints)
     return {"vertices": vertices, "joints3d": joints,
             "joints2d": camera.project(joints, intrinsics),
-            "pose": self.mano.axis_angle_pose(pose)}
+            "pose": self.mano.axis_angle_pose(pose), "translation": translation}
+
+  def _camera_translation(self, crop_translation, intrinsics):
+    """[B, 3] (a, b, d) of the crop -> [B, 3] camera-frame translation, meters."""
+    nominal_focal = DEFAULT_FOCAL_PER_SIDE * self.image_size
+    linear = intrinsics[:, :2, :2]  # any affine pixel map (rotation-augmented crops too)
+    focal = tf.sqrt(tf.abs(tf.linalg.det(linear)))
+    depth = crop_translation[:, 2] * focal / nominal_focal
+    pixel = self.image_size / 2.0 + nominal_focal * crop_translation[:, :2]
+    # K [x, y, z] = z [u, v, 1]  =>  [x, y] = K2x2^-1 (z [u, v] - z c).
+    xy = tf.linalg.solve(linear, ((pixel - intrinsics[:, :2, 2]) * depth[:, None])[..., None])
+    return tf.concat([xy[..., 0], depth[:, None]], axis=-1)
 
   def get_config(self):
     return {**super().get_config(), "mano_model_path": self.mano_model_path,
-            "ncomps": self.ncomps, "use_mean_shape": self.use_mean_shape}
+            "ncomps": self.ncomps, "use_mean_shape": self.use_mean_shape,
+            "translation_from_image": self.translation_from_image,
+            "image_size": self.image_size}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +112,8 @@ class ModelConfig:
   ncomps: int = 30
   texture_per_face: bool = False   # the released code; the paper predicts per vertex
   use_mean_shape: bool = False     # the released code's default zeroes the shape
+  # Translation head in crop terms, placed through K (see PlaceHand); False: meters.
+  translation_from_image: bool = False
   mano_model_path: Optional[str] = None
   hourglass_features: int = 256
   hourglass_stacks: int = 2
@@ -142,16 +174,16 @@ def build_models(config: ModelConfig = ModelConfig()):
   params = GeometryHead(config.ncomps, name="geometry_head")(global_feature)
   num_texels = constants.NUM_FACES if config.texture_per_face else constants.NUM_VERTICES
   appearance = TextureLightHead(num_texels, name="texture_light_head")(low_level)
-  hand = PlaceHand(config.mano_model_path, config.ncomps, config.use_mean_shape,
-                   name="place_hand")(params["pose_coeffs"], params["shape"],
-                                      params["rotation"], params["translation"],
-                                      params["scale"], intrinsics)
+  place_hand = PlaceHand(config.mano_model_path, config.ncomps, config.use_mean_shape,
+                         config.translation_from_image, size, name="place_hand")
+  hand = place_hand(params["pose_coeffs"], params["shape"], params["rotation"],
+                    params["translation"], params["scale"], intrinsics)
   outputs = {
       "vertices": hand["vertices"], "joints3d": hand["joints3d"],
       "joints2d": hand["joints2d"], "pose": hand["pose"],
       "pose_coeffs": params["pose_coeffs"], "shape": params["shape"],
       "scale": params["scale"], "rotation": params["rotation"],
-      "translation": params["translation"],
+      "translation": hand["translation"],
       "texture": appearance["texture"], "lighting": appearance["lighting"],
   }
   inference = keras.Model([image, intrinsics], outputs, name="s2hand_inference")
