@@ -89,6 +89,21 @@ def test_int8_model_runs_the_encoder_in_int8_and_the_hand_model_in_float(exporte
   assert len(hand) > 5 and all(t == np.float32 for _, t in hand), hand
 
 
+def test_the_exported_model_sees_the_image(exported):
+  """Every other export test compares outputs: they mean something only if the outputs
+  depend on the image (different hands, and RGB against BGR, move the 2D joints)."""
+  from hand_tf.predictors import load_predictor
+  _, out, data = exported
+  images, k = _inputs(data, 6)
+  predictor = load_predictor(str(out / "s2hand_fp32.tflite"))
+  joints = predictor.predict(images, k)["joints2d"]
+  apart = np.linalg.norm(joints[1:] - joints[0], axis=-1).mean(axis=-1)
+  assert apart.min() > 2.0, apart  # pixels of the 64 px input
+  swapped = predictor.predict(np.ascontiguousarray(images[..., ::-1]), k)["joints2d"]
+  moved = np.linalg.norm(swapped - joints, axis=-1).mean(axis=-1)
+  assert moved.min() > 0.5, moved
+
+
 def _inputs(data, count=3):
   from hand_tf.data.freihand import read_freihand
   from hand_tf.io import read_image
