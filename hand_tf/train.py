@@ -75,6 +75,11 @@ KEEP = flags.DEFINE_integer("keep", 3, "Checkpoints to keep.")
 AUGMENT = flags.DEFINE_bool("augment", False, "Colour and similarity augmentation.")
 SYNC_BN = flags.DEFINE_bool("sync_batch_norm", False,
                             "Batch-norm statistics over the global batch (all replicas).")
+FROM_IMAGE = flags.DEFINE_bool(
+    "translation_from_image", False,
+    "Translation head in crop terms (pixel offset, depth under a nominal focal length), "
+    "placed through each crop's K: for crops whose focal lengths vary, as photo crops' do "
+    "(docs/experiments.md).")
 HG_FEATURES = flags.DEFINE_integer("hourglass_features", 256, "2D branch width.")
 HG_STACKS = flags.DEFINE_integer("hourglass_stacks", 2, "2D branch hourglass stacks.")
 for _name in losses.LossWeights.__dataclass_fields__:
@@ -122,7 +127,8 @@ def main(argv):
                              image_size=IMAGE_SIZE.value, mano_model_path=MANO.value,
                              hourglass_features=HG_FEATURES.value,
                              hourglass_stacks=HG_STACKS.value,
-                             sync_batch_norm=SYNC_BN.value)
+                             sync_batch_norm=SYNC_BN.value,
+                             translation_from_image=FROM_IMAGE.value)
   augment = pipeline.AugmentConfig() if AUGMENT.value else None
   previous = INIT_FROM.value
   for plan in loop.plan_stages(STAGE.value, OUT_DIR.value, EPOCHS.value, DECAY_EVERY.value,
