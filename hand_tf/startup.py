@@ -33,6 +33,17 @@ def _stderr_muted():
     os.close(null)
 
 
+class _OnlyWarningsFromLibraries(logging.Filter):
+  """Drops INFO lines that TensorFlow and Keras log through absl (saver timings,
+  signature renames), keeping the tools' own INFO lines."""
+
+  _LIBRARIES = tuple(os.sep + name + os.sep for name in ("tensorflow", "keras", "tf2onnx"))
+
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or not any(
+        library in record.pathname for library in self._LIBRARIES)
+
+
 def quiet_tensorflow() -> None:
   """Loads TensorFlow with its start-up lines hidden and later C++ logs at warnings.
 
@@ -53,3 +64,5 @@ def quiet_tensorflow() -> None:
   # absl's default verbosity is INFO, which the tools use for their own lines; TF's
   # Python INFO lines (signature renames, saver timings) are kept out of them.
   tf.get_logger().setLevel(logging.WARNING)
+  from absl import logging as absl_logging
+  absl_logging.get_absl_logger().addFilter(_OnlyWarningsFromLibraries())

@@ -30,3 +30,18 @@ def test_a_tool_that_loads_tensorflow_prints_only_its_own_lines(tmp_path):
 def test_a_log_level_the_user_set_is_respected(tmp_path):
   result = _export_missing_checkpoint(tmp_path, TF_CPP_MIN_LOG_LEVEL="0")
   assert _CXX_LOG.search(result.stderr), result.stderr
+
+
+def test_library_info_lines_are_dropped_and_the_tools_own_kept():
+  import logging
+
+  from hand_tf.startup import _OnlyWarningsFromLibraries
+  keep = _OnlyWarningsFromLibraries().filter
+
+  def record(path, level):
+    return logging.LogRecord("absl", level, path, 1, "message", None, None)
+  site = os.path.join(os.sep, "venv", "site-packages")
+  assert not keep(record(os.path.join(site, "tensorflow", "saver.py"), logging.INFO))
+  assert not keep(record(os.path.join(site, "keras", "export.py"), logging.INFO))
+  assert keep(record(os.path.join(site, "tensorflow", "saver.py"), logging.WARNING))
+  assert keep(record(os.path.join(os.sep, "work", "hand_tf", "predict.py"), logging.INFO))
