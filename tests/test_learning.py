@@ -18,7 +18,7 @@ from hand_tf.training.trainer import Trainer, TrainerConfig
 SIZE = 64
 IMAGES = 32
 BATCH = 16
-STEPS = 240  # 80 s on 2 cores; 0.36x of the constant's error when measured
+STEPS = 320  # ~100 s on 2 cores
 
 
 def _records(root, size, num, seed, max_rotation_deg=None, detections=True):
@@ -46,10 +46,13 @@ def overfit(tmp_path_factory):
                                 scale_target_m=0.0395)))
   step = 0
   while step < STEPS:
-    for batch in pipeline.make_dataset(records, BATCH, shuffle=True, seed=step):
+    # Deterministic element order: with parallel decoding out of order, the batches (and
+    # so the fit) changed from run to run (0.36x to 0.60x of the constant's error).
+    for batch in pipeline.make_dataset(records, BATCH, shuffle=True, seed=step,
+                                       deterministic=True):
       trainer.train_step(batch)
       step += 1
-  everything = next(iter(pipeline.make_dataset(records, IMAGES)))
+  everything = next(iter(pipeline.make_dataset(records, IMAGES, deterministic=True)))
   # Inference mode: batch norm's moving statistics, what evaluation and export use.
   outputs = trainer.inference_model([everything["image"], everything["intrinsics"]],
                                     training=False)
@@ -60,7 +63,7 @@ def test_3d_path_fits_its_training_images(overfit):
   outputs, keypoints = overfit
   error = np.linalg.norm(outputs["joints2d"] - keypoints, axis=-1).mean()
   constant = np.linalg.norm(keypoints - keypoints.mean(axis=0), axis=-1).mean()
-  assert error < 0.5 * constant, (error, constant)
+  assert error < 0.5 * constant, (error, constant, error / constant)
 
 
 def test_predictions_vary_across_images(overfit):
