@@ -54,3 +54,24 @@ def test_template_predictions_match_records_and_project_onto_the_detections():
   assert predictions["vertices"].shape == (count, 778, 3)
   np.testing.assert_allclose(predictions["joints3d"], camera, atol=1e-3)
   np.testing.assert_allclose(predictions["joints2d"], keypoints, atol=0.05)
+
+
+def test_place_on_keypoints_moves_a_misplaced_hand_onto_its_detections():
+  vertices, joints = template.mean_hand()
+  truth_r = Rotation.from_rotvec([2.9, 0.2, 0.3]).as_matrix()
+  camera = joints @ truth_r.T + [0.01, 0.02, 0.55]
+  k = _intrinsics()[None]
+  records = HandRecords(["0.jpg"], 64, np.array([[0.0, 0, 64, 64]]), k, project(camera[None], k),
+                        np.ones((1, 21)), joints3d=camera[None])
+  # The same hand, turned and pushed 0.3 m too far: shape right, placement wrong.
+  wrong_r = Rotation.from_rotvec([0.0, 0.4, 0.0]).as_matrix()
+  true_vertices = vertices @ truth_r.T + [0.01, 0.02, 0.55]
+  wrong = {"joints3d": (camera @ wrong_r.T + [0.0, 0.0, 0.3])[None],
+           "vertices": (true_vertices @ wrong_r.T + [0.0, 0.0, 0.3])[None]}
+  placed = template.place_on_keypoints(wrong, records)
+  np.testing.assert_allclose(placed["joints3d"][0], camera, atol=1e-3)
+  np.testing.assert_allclose(placed["vertices"][0], true_vertices, atol=1e-3)
+  # Detections no rigid motion explains leave the prediction where the model put it.
+  records.keypoints[:] = 32.0
+  kept = template.place_on_keypoints(wrong, records)
+  np.testing.assert_allclose(kept["joints3d"], wrong["joints3d"], atol=1e-6)

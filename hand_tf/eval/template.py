@@ -19,6 +19,10 @@ from mano_tf import constants
 
 # Keypoints below this confidence do not vote in the PnP fit.
 MIN_CONFIDENCE = 0.3
+# A fit that puts the hand farther than this is a degenerate one (keypoints bunched on a
+# few pixels are "explained" by a hand at infinity), not a hand: at 10 m a hand spans
+# under 2% of a crop's focal length.
+MAX_DEPTH_M = 10.0
 # RANSAC inlier threshold, pixels of a 224 px crop (scaled to the input size).
 REPROJECTION_PX_AT_224 = 8.0
 
@@ -42,7 +46,7 @@ def scale_bone_length(mano_model_path: Optional[str] = None) -> float:
 
 
 def fit_camera(joints: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray,
-               intrinsics: np.ndarray, image_size: int):
+               intrinsics: np.ndarray, image_size: int, keep_on_failure: bool = False):
   """Rigid pose of `joints` that best reprojects onto `keypoints` (RANSAC PnP).
 
   Args:
@@ -52,11 +56,12 @@ def fit_camera(joints: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray
     confidence: [21] detection confidences.
     intrinsics: [3, 3] K of the input, pixels.
     image_size: side of the input, pixels.
+    keep_on_failure: when PnP fails, return the identity (leave `joints` where they are)
+      instead of a frontal hand at 0.6 m.
 
   Returns:
     (rotation [3, 3], translation [3]) with camera points = rotation @ p + translation.
-    Falls back to all keypoints when fewer than 6 are confident, and to a frontal hand at
-    0.6 m when PnP fails.
+    Falls back to all keypoints when fewer than 6 are confident.
   """
   keep = confidence >= MIN_CONFIDENCE
   if keep.sum() < 6:
@@ -72,7 +77,13 @@ def fit_camera(joints: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray
     inliers = inliers[:, 0]
     rvec, tvec = cv2.solvePnPRefineLM(object_points[inliers], image_points[inliers], k,
                                       None, rvec, tvec)
-  if not ok or not np.all(np.isfinite(tvec)) or tvec[2, 0] <= 0:
+  # Judged by where the fitted joints land (in front of the camera), not by the sign of
+  # tvec: object points given in the camera frame may legitimately need a negative one.
+  depth = (object_points @ cv2.Rodrigues(rvec)[0].T + tvec[:, 0])[:, 2] if ok else None
+  if not ok or not np.all(np.isfinite(tvec)) or np.any(depth <= 0) or np.any(
+      depth > MAX_DEPTH_M):
+    if keep_on_failure:
+      return np.eye(3), np.zeros(3)
     return np.eye(3), np.array([0.0, 0.0, 0.6]) - joints.mean(0)
   return cv2.Rodrigues(rvec)[0], tvec[:, 0]
 
@@ -92,6 +103,34 @@ def template_predictions(records, mano_model_path: Optional[str] = None
                                        records.intrinsics[i], records.image_size)
     out["vertices"].append(vertices @ rotation.T + translation)
     out["joints3d"].append(joints @ rotation.T + translation)
+  out = {k: np.stack(v).astype(np.float32) for k, v in out.items()}
+  out["joints2d"] = project(out["joints3d"], records.intrinsics).astype(np.float32)
+  return out
+
+
+def place_on_keypoints(predictions: Dict[str, np.ndarray], records) -> Dict[str, np.ndarray]:
+  """A model's hands moved rigidly onto each record's 2D keypoints by the same PnP fit.
+
+  The template hand gets its camera from the test image's detections; this gives a
+  model's predicted hands that same help, so that the comparison isolates what the model
+  contributes: the articulated, sized hand.  Its shape, pose and size are untouched (PA
+  metrics do not change); only where it sits in the camera frame does.
+
+  Args:
+    predictions: 'vertices' [N, 778, 3] and 'joints3d' [N, 21, 3] in the camera frame, m.
+    records: `HandRecords` with keypoints, confidence and intrinsics.
+
+  Returns:
+    {'vertices', 'joints3d', 'joints2d'} of the moved hands, as `template_predictions`.
+  """
+  out = {"vertices": [], "joints3d": []}
+  for i in range(len(records)):
+    joints = predictions["joints3d"][i].astype(np.float64)
+    rotation, translation = fit_camera(joints, records.keypoints[i], records.confidence[i],
+                                       records.intrinsics[i], records.image_size,
+                                       keep_on_failure=True)
+    out["joints3d"].append(joints @ rotation.T + translation)
+    out["vertices"].append(predictions["vertices"][i] @ rotation.T + translation)
   out = {k: np.stack(v).astype(np.float32) for k, v in out.items()}
   out["joints2d"] = project(out["joints3d"], records.intrinsics).astype(np.float32)
   return out
