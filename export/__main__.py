@@ -11,7 +11,9 @@ a failed check exits non-zero and names the artefact (see DIR/parity.json).
 
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
+
+from hand_tf import startup
 
 CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or run folder.",
                                  required=True)
@@ -65,4 +67,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  startup.run(main)

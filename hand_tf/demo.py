@@ -19,7 +19,9 @@ import time
 
 import cv2
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from hand_tf import startup
 
 OUT = flags.DEFINE_string("out", "demo_out", "Output folder.")
 NUM_POSES = flags.DEFINE_integer("num_poses", 8, "How many random poses to show.")
@@ -162,4 +164,4 @@ def _data_stage(out, num_images, seed, mano_model_path):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  startup.run(main)

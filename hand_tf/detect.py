@@ -15,6 +15,7 @@ import numpy as np
 from absl import app, flags
 from tqdm import tqdm
 
+from hand_tf import startup
 from hand_tf.detection.keypoint_files import write_detections
 from hand_tf.detection.mediapipe import MediaPipeHandDetector, ModelsMissingError
 
@@ -58,4 +59,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  startup.run(main)

@@ -8,7 +8,9 @@ output).  Prints the paper's table columns and writes metrics.json, pck.png and 
 (for the FreiHAND challenge server) into --out.
 """
 
-from absl import app, flags
+from absl import flags
+
+from hand_tf import startup
 
 MODEL = flags.DEFINE_string("model", None, "Model to evaluate (any exported form).",
                             required=True)
@@ -46,4 +48,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  startup.run(main)

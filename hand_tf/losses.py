@@ -1,11 +1,9 @@
 """S2HAND's loss terms, each a pure function over batched tensors.
 
 Notation: B batch, 21 keypoints in FreiHAND order, pixels for 2D, meters for 3D.
-`confidence` is the detector's per-keypoint confidence in [0, 1].  Default weights (the
-released code's, which no config overrides) live in `LossWeights`.
+`confidence` is the detector's per-keypoint confidence in [0, 1].  The weights (the
+released code's) live in `hand_tf.training.settings.LossWeights`.
 """
-
-import dataclasses
 
 import numpy as np
 import tensorflow as tf
@@ -13,24 +11,6 @@ import tensorflow as tf
 from mano_tf import constants
 
 _BONES = np.asarray(constants.BONES, np.int32)  # [20, 2] (parent, child)
-
-
-@dataclasses.dataclass(frozen=True)
-class LossWeights:
-  joint_location: float = 1e-3   # open_2dj
-  bone_direction: float = 0.1    # open_bone_direc
-  keypoint_branch: float = 1e-3  # hm_integral
-  consistency: float = 2e-4      # kp_cons
-  scale: float = 0.1             # mscale
-  shape: float = 1e-2            # mshape
-  skeleton: float = 0.1          # tsa_poses
-  laplacian: float = 0.1         # triangle
-  photometric: float = 5e-3      # texture
-  mean_color: float = 1e-3       # mrgb
-  texture_regularization: float = 5e-3  # mtex
-  ssim: float = 1e-3             # ssim_tex
-  joint_3d: float = 100.0        # FSL only
-  joint_3d_root_relative: float = 100.0  # FSL only
 
 
 def robust_distance(distance, beta: float = 5.0):

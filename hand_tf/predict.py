@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from absl import app, flags, logging
 
+from hand_tf import startup
 from hand_tf.io import InputError, read_image
 
 MODEL = flags.DEFINE_string("model", None, "Checkpoint (or run folder), SavedModel folder, "
@@ -107,4 +108,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  startup.run(main)

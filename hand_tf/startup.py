@@ -66,3 +66,30 @@ def quiet_tensorflow() -> None:
   tf.get_logger().setLevel(logging.WARNING)
   from absl import logging as absl_logging
   absl_logging.get_absl_logger().addFilter(_OnlyWarningsFromLibraries())
+
+
+HELP_FLAGS = ("--help", "-h", "-?", "--helpfull", "--helpshort", "--helpxml")
+
+
+def run(main) -> None:
+  """`absl.app.run(main)` as users expect of a command line tool.
+
+  * `--help` (and its variants) exits 0: absl exits 1, which scripts and CI read as a
+    failure of a command that did what was asked.
+  * A usage error (`app.UsageError` raised by `main`) is one line naming the problem
+    and pointing at `--help`, not the whole flag listing absl prints.
+  """
+  from absl import app
+
+  def guarded(argv):
+    try:
+      return main(argv)
+    except app.UsageError as e:
+      raise SystemExit(f"error: {e} (see --help)") from None
+
+  try:
+    app.run(guarded)
+  except SystemExit as e:
+    if e.code == 1 and any(a.split("=")[0] in HELP_FLAGS for a in sys.argv[1:]):
+      raise SystemExit(0) from None
+    raise

@@ -8,6 +8,8 @@ Prints the generation speed and the simulated detector's error statistics.
 
 from absl import app, flags
 
+from hand_tf import startup
+
 OUT = flags.DEFINE_string("out", None, "Output dataset folder.")
 NUM = flags.DEFINE_integer("num", 64, "Number of images.")
 IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "Image side in pixels.")
@@ -43,4 +45,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  startup.run(main)

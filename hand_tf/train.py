@@ -13,33 +13,20 @@ with the same flags continues from the step, optimizer state and data position i
 TensorBoard: loss scalars per term and image summaries (input, render, overlay).
 Multi-worker: set TF_CONFIG on each worker and pass --strategy multi_worker.
 """
-from hand_tf.startup import quiet_tensorflow
 
-quiet_tensorflow()  # first: TensorFlow's C++ start-up lines are not for users
-
-import tensorflow as tf
 from absl import app, flags
 
-from hand_tf import losses
-from hand_tf.data import pipeline
-from hand_tf.data.folder import read_folder
-from hand_tf.data.freihand import read_freihand
-from hand_tf.data.ho3d import read_ho3d
-from hand_tf.io import InputError
-from hand_tf.model.encoder import EncoderWeightsError
-from hand_tf.model.s2hand import ModelConfig
-from hand_tf.training import loop
-from hand_tf.training.objective import MODES, STAGES, ObjectiveConfig
-from hand_tf.training.trainer import Trainer, TrainerConfig
-from mano_tf import constants
+from hand_tf import startup
+from hand_tf.training.settings import MODES, STAGES, LossWeights, describe
 
 DATA_KIND = flags.DEFINE_enum("data_kind", "freihand", ["freihand", "ho3d", "folder"],
                               "Dataset reader.")
 DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset folder (images folder for 'folder').")
 DETECTIONS = flags.DEFINE_string("detections", None,
                                  "2D detections (file or OpenPose folder); none = GT 2D (WSL).")
-STAGE = flags.DEFINE_enum("stage", "all", list(STAGES) + ["all"], "Training stage.")
-MODE = flags.DEFINE_enum("mode", "ssl", list(MODES), "ssl | wsl | fsl.")
+STAGE = flags.DEFINE_enum("stage", "all", list(STAGES) + ["all"], describe(
+    {**STAGES, "all": "the three in order, each from the previous one's weights"}))
+MODE = flags.DEFINE_enum("mode", "ssl", list(MODES), describe(MODES))
 EPOCHS = flags.DEFINE_integer("epochs", None,
                               "Epochs of the stage (default: the paper's); with --stage all "
                               "the total, shared 90:90:60.")
@@ -82,11 +69,14 @@ FROM_IMAGE = flags.DEFINE_bool(
     "(docs/experiments.md).")
 HG_FEATURES = flags.DEFINE_integer("hourglass_features", 256, "2D branch width.")
 HG_STACKS = flags.DEFINE_integer("hourglass_stacks", 2, "2D branch hourglass stacks.")
-for _name in losses.LossWeights.__dataclass_fields__:
+for _name in LossWeights.__dataclass_fields__:
   flags.DEFINE_float(f"w_{_name}", None, f"Weight of the {_name} loss (default: paper's).")
 
 
 def _records():
+  from hand_tf.data.folder import read_folder
+  from hand_tf.data.freihand import read_freihand
+  from hand_tf.data.ho3d import read_ho3d
   if not DATA_DIR.value:
     raise app.UsageError("--data_dir is required")
   if DATA_KIND.value == "freihand":
@@ -100,6 +90,7 @@ def _records():
 
 
 def _strategy():
+  import tensorflow as tf
   if STRATEGY.value == "mirrored":
     return tf.distribute.MirroredStrategy()
   if STRATEGY.value == "multi_worker":
@@ -109,6 +100,18 @@ def _strategy():
 
 def main(argv):
   del argv
+  # TensorFlow loads here, not at import, so that --help answers at once.
+  startup.quiet_tensorflow()  # first: TensorFlow's C++ start-up lines are not for users
+  import tensorflow as tf
+
+  from hand_tf.data import pipeline
+  from hand_tf.io import InputError
+  from hand_tf.model.encoder import EncoderWeightsError
+  from hand_tf.model.s2hand import ModelConfig
+  from hand_tf.training import loop
+  from hand_tf.training.objective import ObjectiveConfig
+  from hand_tf.training.trainer import Trainer, TrainerConfig
+  from mano_tf import constants
   tf.keras.utils.set_random_seed(SEED.value)
   if MIXED.value:
     tf.keras.mixed_precision.set_global_policy("mixed_float16")
@@ -118,9 +121,9 @@ def main(argv):
     raise app.UsageError(str(e)) from e
   if len(records) < BATCH.value:
     raise app.UsageError(f"{len(records)} images for a batch of {BATCH.value}")
-  weights = losses.LossWeights(**{name: getattr(flags.FLAGS, f"w_{name}")
-                                  for name in losses.LossWeights.__dataclass_fields__
-                                  if getattr(flags.FLAGS, f"w_{name}") is not None})
+  weights = LossWeights(**{name: getattr(flags.FLAGS, f"w_{name}")
+                           for name in LossWeights.__dataclass_fields__
+                           if getattr(flags.FLAGS, f"w_{name}") is not None})
   strategy = _strategy()
   encoder_weights = None if WEIGHTS.value.lower() == "none" else WEIGHTS.value
   model_config = ModelConfig(backbone=BACKBONE.value, encoder_weights=encoder_weights,
@@ -162,4 +165,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  startup.run(main)

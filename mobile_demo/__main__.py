@@ -14,7 +14,9 @@ import sys
 
 import cv2
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from hand_tf import startup
 
 MODEL = flags.DEFINE_string("model", None, "Exported .tflite file.", required=True)
 INPUT = flags.DEFINE_list("input", None, "Images, folders, a video file, or camera:N.",
@@ -102,4 +104,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  startup.run(main)

@@ -3,12 +3,11 @@ and the evaluate CLI, on one small (64 px) network exported once for the module.
 
 import json
 import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
+from cli_runner import run_cli
 
 from hand_tf.model.s2hand import ModelConfig
 
@@ -21,28 +20,8 @@ ARTEFACTS = {"saved_model": "saved_model", "tflite_fp32": "s2hand_fp32.tflite",
              "onnx": "s2hand.onnx"}
 
 
-# Runs a module as `python -m` would, with TensorFlow, tensorflow-graphics, Keras and
-# SciPy made unimportable: what a device with the `deploy` install has.
-_WITHOUT_TENSORFLOW = """
-import importlib.abc, runpy, sys
-class _NoTensorFlow(importlib.abc.MetaPathFinder):
-  def find_spec(self, name, path, target=None):
-    if name.partition(".")[0] in ("tensorflow", "tensorflow_graphics", "keras", "tf2onnx",
-                                  "scipy"):
-      raise ImportError(f"{name} is not installed on this device")
-sys.meta_path.insert(0, _NoTensorFlow())
-sys.argv[0] = sys.argv[1]
-del sys.argv[1]
-runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
-"""
-
-
 def _cli(module, *args, timeout=600, without_tensorflow=False):
-  prefix = ["-c", _WITHOUT_TENSORFLOW] if without_tensorflow else ["-m"]
-  result = subprocess.run([sys.executable, *prefix, module, *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-  return result
+  return run_cli(module, *args, timeout=timeout, without_tensorflow=without_tensorflow)
 
 
 @pytest.fixture(scope="module")

@@ -45,3 +45,19 @@ def test_library_info_lines_are_dropped_and_the_tools_own_kept():
   assert not keep(record(os.path.join(site, "keras", "export.py"), logging.INFO))
   assert keep(record(os.path.join(site, "tensorflow", "saver.py"), logging.WARNING))
   assert keep(record(os.path.join(os.sep, "work", "hand_tf", "predict.py"), logging.INFO))
+
+
+ENTRY_POINTS = ("hand_tf.train", "hand_tf.synthesize", "hand_tf.evaluate", "hand_tf.predict",
+                "hand_tf.detect", "hand_tf.demo", "export", "mobile_demo")
+
+
+def test_help_answers_at_once_and_exits_zero_on_every_entry_point():
+  from cli_runner import run_cli
+  for module in ENTRY_POINTS:
+    # Without TensorFlow importable: help must come before anything loads it.
+    result = run_cli(module, "--help", without_tensorflow=True, timeout=60)
+    assert result.returncode == 0, (module, result.stderr[-2000:])
+    assert "--" in result.stdout and not result.stderr.strip(), (module, result.stderr)
+  # A flag error still fails.
+  result = run_cli("hand_tf.train", "--stage", "bogus", without_tensorflow=True, timeout=60)
+  assert result.returncode != 0 and "--stage" in result.stderr

@@ -219,9 +219,10 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from absl import app, flags
+  from absl import flags
   EXTRACT = flags.DEFINE_string("extract", None, "mediapipe 0.10.21 wheel to take the hand "
                                 "models out of (the Makefile downloads it).", required=True)
   OUT = flags.DEFINE_string("out", None, "Folder for the models (default: where the "
                             "detector looks for them).")
-  app.run(main)
+  from hand_tf import startup
+  startup.run(main)

@@ -20,6 +20,8 @@ from typing import Optional
 import tensorflow as tf
 from absl import logging
 
+from hand_tf import startup
+
 _SOURCES = ("rasterize_triangles_op.cc", "rasterize_triangles_impl.cc")
 _TFG_MODULE = "tensorflow_graphics.rendering.kernels.gen_rasterizer_op"
 _loaded = None
@@ -134,6 +136,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from absl import app, flags
+  from absl import flags
   VERBOSE = flags.DEFINE_bool("verbose", False, "Print the compiler command.")
-  app.run(main)
+  startup.run(main)

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from hand_tf.data import pipeline
 from hand_tf.data.records import HandRecords
 from hand_tf.training import summaries
-from hand_tf.training.objective import SCHEDULE, STAGES
+from hand_tf.training.settings import SCHEDULE, STAGES
 from hand_tf.training.trainer import Trainer
 
 
@@ -44,7 +44,7 @@ def plan_stages(stage: str, out_dir: str, epochs: Optional[int] = None,
   """
   if stage != "all":
     if stage not in STAGES:
-      raise ValueError(f"stage must be one of {STAGES + ('all',)}, got {stage!r}")
+      raise ValueError(f"stage must be one of {tuple(STAGES) + ('all',)}, got {stage!r}")
     paper_epochs, paper_every, paper_factor = SCHEDULE[stage]
     epochs = paper_epochs if epochs is None else epochs
     every = decay_every or max(1, round(epochs * paper_every / paper_epochs))

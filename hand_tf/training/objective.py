@@ -16,12 +16,9 @@ import tensorflow as tf
 
 from hand_tf import contract, losses
 from hand_tf.rendering import renderer
+from hand_tf.training.settings import MODES, STAGES, LossWeights
 from mano_tf import constants
 
-STAGES = ("2d", "3d", "finetune")
-# stage: (epochs, learning-rate drop every N epochs, drop factor), paper Section 4.1.
-SCHEDULE = {"2d": (90, 30, 0.5), "3d": (90, 30, 0.5), "finetune": (60, 20, 1.0 / 3.0)}
-MODES = ("ssl", "wsl", "fsl")
 _3D_TERMS = ("joint_location", "bone_direction", "scale", "shape", "skeleton", "laplacian",
              "photometric", "mean_color", "texture_regularization", "ssim")
 _APPEARANCE = ("photometric", "mean_color", "texture_regularization", "ssim")
@@ -30,9 +27,9 @@ _APPEARANCE = ("photometric", "mean_color", "texture_regularization", "ssim")
 def terms_for(stage: str, mode: str = "ssl", appearance: bool = True):
   """The loss terms of a stage (tuple of `LossWeights` field names)."""
   if stage not in STAGES:
-    raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+    raise ValueError(f"stage must be one of {tuple(STAGES)}, got {stage!r}")
   if mode not in MODES:
-    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    raise ValueError(f"mode must be one of {tuple(MODES)}, got {mode!r}")
   if stage == "2d":
     return ("keypoint_branch",)
   terms = [t for t in _3D_TERMS if appearance or t not in _APPEARANCE]
@@ -58,7 +55,7 @@ class ObjectiveConfig:
   """
   stage: str = "finetune"
   mode: str = "ssl"
-  weights: losses.LossWeights = losses.LossWeights()
+  weights: LossWeights = LossWeights()
   appearance: bool = True
   render_backend: str = "auto"
   disabled: tuple = ()

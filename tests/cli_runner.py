@@ -1,0 +1,28 @@
+"""Runs the command-line tools as a user would, optionally on a device without TensorFlow."""
+
+import os
+import subprocess
+import sys
+
+# Runs a module as `python -m` would, with TensorFlow, tensorflow-graphics, Keras and
+# SciPy made unimportable: what a device with the `deploy` install has.
+_WITHOUT_TENSORFLOW = """
+import importlib.abc, runpy, sys
+class _NoTensorFlow(importlib.abc.MetaPathFinder):
+  def find_spec(self, name, path, target=None):
+    if name.partition(".")[0] in ("tensorflow", "tensorflow_graphics", "keras", "tf2onnx",
+                                  "scipy"):
+      raise ImportError(f"{name} is not installed on this device")
+sys.meta_path.insert(0, _NoTensorFlow())
+sys.argv[0] = sys.argv[1]
+del sys.argv[1]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+def run_cli(module, *args, timeout=600, without_tensorflow=False, env=None):
+  """`python -m module args...`; returns the CompletedProcess (text stdout/stderr)."""
+  prefix = ["-c", _WITHOUT_TENSORFLOW] if without_tensorflow else ["-m"]
+  return subprocess.run([sys.executable, *prefix, module, *map(str, args)],
+                        capture_output=True, text=True, timeout=timeout,
+                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
