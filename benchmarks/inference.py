@@ -19,7 +19,9 @@ import tempfile
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from hand_tf import startup
 
 CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Checkpoint; default random weights.")
 IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "Input size (random-weight model).")
@@ -137,4 +139,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  startup.run(main)

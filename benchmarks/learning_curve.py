@@ -17,7 +17,9 @@ import json
 import os
 import time
 
-from absl import app, flags
+from absl import flags
+
+from hand_tf import startup
 
 DATA = flags.DEFINE_string("data_dir", None, "Dataset with training and evaluation splits.")
 OUT = flags.DEFINE_string("out", "learning_curve", "Output folder.")
@@ -120,4 +122,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["data_dir"])
-  app.run(main)
+  startup.run(main)

@@ -13,8 +13,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
+from hand_tf import startup
 from mano_tf.layer import ManoLayer  # noqa: E402
 
 BATCHES = flags.DEFINE_list("batches", ["1", "64", "1024"], "Batch sizes.")
@@ -52,4 +53,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  startup.run(main)

@@ -16,7 +16,9 @@ import tempfile
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from hand_tf import startup
 
 DATA = flags.DEFINE_string("data_dir", None, "Dataset folder (FreiHAND layout).")
 IMAGES = flags.DEFINE_integer("images", 64, "Images to fit.")
@@ -83,4 +85,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["data_dir"])
-  app.run(main)
+  startup.run(main)

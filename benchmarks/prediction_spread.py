@@ -14,7 +14,9 @@ every image: its PA-MPJPE is that of a template, whatever the loss curve said.
 """
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from hand_tf import startup
 
 MODEL = flags.DEFINE_string("model", None, "Checkpoint or run folder.")
 DATA = flags.DEFINE_string("data_dir", None, "Dataset folder (FreiHAND layout).")
@@ -59,4 +61,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["model", "data_dir"])
-  app.run(main)
+  startup.run(main)

@@ -17,7 +17,9 @@ import glob
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from hand_tf import startup
 
 MODEL = flags.DEFINE_string("model", None, "Checkpoint/run folder, SavedModel, .tflite or .onnx.")
 IMAGES = flags.DEFINE_string("images", None, "Folder of photos (jpg/png).")
@@ -71,4 +73,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["model", "images"])
-  app.run(main)
+  startup.run(main)

@@ -15,8 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
+from hand_tf import startup
 from hand_tf.rendering import renderer  # noqa: E402
 from mano_tf import pose_sampling  # noqa: E402
 from mano_tf.layer import ManoLayer  # noqa: E402
@@ -89,4 +90,4 @@ def _compiled(variables, faces, colors, k, lighting, size, backend, jit):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  startup.run(main)

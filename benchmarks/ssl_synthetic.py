@@ -33,6 +33,8 @@ import time
 
 from absl import app, flags
 
+from hand_tf import startup
+
 OUT = flags.DEFINE_string("out", "ssl_bench", "Output folder (data, runs, report).")
 TRAIN_IMAGES = flags.DEFINE_integer("train_images", 1024, "Training images.")
 TEST_IMAGES = flags.DEFINE_integer("test_images", 128, "Held-out images.")
@@ -217,4 +219,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  startup.run(main)

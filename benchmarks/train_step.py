@@ -12,8 +12,9 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
+from hand_tf import startup
 from hand_tf.model.s2hand import ModelConfig
 from hand_tf.rendering import renderer
 from hand_tf.synthetic.dataset import synthesize
@@ -115,4 +116,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  startup.run(main)

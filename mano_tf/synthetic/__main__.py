@@ -3,8 +3,9 @@
   python -m mano_tf.synthetic --out models/SYNTH_MANO_RIGHT.pkl [--side left] [--format npz]
 """
 
-from absl import app, flags
+from absl import flags
 
+from hand_tf import startup
 from mano_tf.model_file import save_mano_model
 from mano_tf.synthetic import build_synthetic_mano
 
@@ -23,4 +24,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  startup.run(main)
