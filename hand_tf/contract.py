@@ -26,7 +26,7 @@ OUTPUT_UNITS = {"vertices": "m, camera frame (x right, y down, z forward)",
 MESH_FILE = "hand_mesh.json"
 
 
-class ModelFileError(ValueError):
+class ModelFileError(io.InputError):
   """A model file or checkpoint is missing, corrupt or does not match the network."""
 
 

@@ -1,23 +1,24 @@
-"""Detects 2D hand keypoints in a folder of images with MediaPipe's models on LiteRT.
+"""Detects 2D hand keypoints in images with MediaPipe's models on LiteRT.
 
-  python -m hand_tf.detect IMAGES_DIR --out detections.json [--variant full|lite]
+  python -m hand_tf.detect IMAGES... --out detections.json [--variant full|lite]
+
+IMAGES: image files, folders or glob patterns (`hand_tf.inputs`).
 
 Writes the project's detections format (21 keypoints in FreiHAND order, image pixels,
 with confidences; see hand_tf.detection.mediapipe for what confidence means).
 """
 
 import os
-import sys
 import time
 
-import cv2
 import numpy as np
 from absl import app, flags
 from tqdm import tqdm
 
-from hand_tf import startup
+from hand_tf import inputs, startup
 from hand_tf.detection.keypoint_files import write_detections
-from hand_tf.detection.mediapipe import MediaPipeHandDetector, ModelsMissingError
+from hand_tf.detection.mediapipe import MediaPipeHandDetector
+from hand_tf.io import read_image
 
 OUT = flags.DEFINE_string("out", None, "Output detections JSON.")
 VARIANT = flags.DEFINE_enum("variant", "full", ["full", "lite"], "MediaPipe model variant.")
@@ -27,28 +28,20 @@ MIN_SCORE = flags.DEFINE_float("min_palm_score", 0.5, "Palm detection threshold.
 
 
 def main(argv):
-  if len(argv) != 2 or not OUT.value:
-    raise app.UsageError("usage: python -m hand_tf.detect IMAGES_DIR --out FILE")
-  directory = argv[1]
-  if not os.path.isdir(directory):
-    raise app.UsageError(f"{directory}: not a folder")
-  try:
-    detector = MediaPipeHandDetector(MODELS_DIR.value, VARIANT.value, THREADS.value,
-                                     MIN_SCORE.value)
-  except ModelsMissingError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  names = sorted(n for n in os.listdir(directory)
-                 if n.lower().endswith((".jpg", ".jpeg", ".png", ".bmp")))
-  if not names:
-    raise app.UsageError(f"{directory}: no images")
+  if len(argv) < 2 or not OUT.value:
+    raise app.UsageError("usage: python -m hand_tf.detect IMAGES... --out FILE")
+  paths = inputs.image_paths(argv[1:])
+  names = [os.path.basename(p) for p in paths]
+  repeated = sorted({n for n in names if names.count(n) > 1})
+  if repeated:  # the detections file keys images by file name
+    raise app.UsageError(f"two inputs share the file name {repeated[0]}; detect them in "
+                         "separate runs")
+  detector = MediaPipeHandDetector(MODELS_DIR.value, VARIANT.value, THREADS.value,
+                                   MIN_SCORE.value)
   keypoints, confidence = [], []
   start = time.time()
-  for name in tqdm(names, desc="detect", unit="img"):
-    image = cv2.imread(os.path.join(directory, name))
-    if image is None:
-      raise app.UsageError(f"{os.path.join(directory, name)}: unreadable image")
-    kp, conf = detector.detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+  for path in tqdm(paths, desc="detect", unit="img"):
+    kp, conf = detector.detect(read_image(path))
     keypoints.append(kp)
     confidence.append(conf)
   write_detections(OUT.value, np.stack(keypoints), np.stack(confidence), names)

@@ -27,8 +27,9 @@ MODEL = flags.DEFINE_string("model", None, "Checkpoint (or run folder), SavedMod
                             ".tflite or .onnx.", required=True)
 OUT = flags.DEFINE_string("out", "predictions", "Output folder.")
 BOX = flags.DEFINE_list("box", None, "Square hand crop x0,y0,side in image pixels.")
-KEYPOINTS = flags.DEFINE_string("keypoints", None,
-                                "JSON: image file name -> 21 [x, y(, confidence)].")
+KEYPOINTS = flags.DEFINE_string(
+    "keypoints", None, "Keypoints that place the crop: a file `hand_tf.detect` writes, an "
+    "OpenPose dump, or JSON {image file name: 21 [x, y(, confidence)]}.")
 DETECT = flags.DEFINE_bool("detect", False, "Find the hand with MediaPipe's detector.")
 INTRINSICS = flags.DEFINE_string("intrinsics", None, "JSON file with K [3, 3] in pixels.")
 FOCAL = flags.DEFINE_float("focal", None, "Focal length in pixels (principal point centred).")
@@ -45,24 +46,19 @@ def image_intrinsics(height, width, intrinsics=None, focal=None) -> np.ndarray:
   return k
 
 
-def _keypoint_box(table, path):
+def _keypoint_box(detections, path):
   from hand_tf.data.crops import box_from_keypoints
-  name = os.path.basename(path)
-  if name not in table:
-    raise InputError(f"{KEYPOINTS.value}: no keypoints for {name}")
-  values = np.asarray(table[name], np.float32)
-  if values.shape not in ((21, 2), (21, 3)):
-    raise InputError(f"{KEYPOINTS.value}: keypoints of {name} have shape {values.shape}, "
-                     "expected [21, 2] or [21, 3]")
-  return box_from_keypoints(values[:, :2], values[:, 2] if values.shape[1] == 3 else None)
+  keypoints, confidence = detections.lookup([os.path.basename(path)])
+  return box_from_keypoints(keypoints[0], confidence[0])
 
 
 def main(argv):
-  images = argv[1:]
-  if not images:
-    raise app.UsageError("give one or more image files")
-  from hand_tf import reconstruct
+  from hand_tf import inputs, reconstruct
+  if not argv[1:]:
+    raise app.UsageError("give image files, folders or glob patterns")
+  images = inputs.image_paths(argv[1:])
   from hand_tf.data import crops
+  from hand_tf.detection.keypoint_files import read_detections
   from hand_tf.io import load_json
   from hand_tf.predictors import load_predictor
   from hand_tf.startup import quiet_tensorflow
@@ -72,7 +68,7 @@ def main(argv):
   predictor = load_predictor(MODEL.value, NUM_THREADS.value)
   logging.info("model %s (%s), input %d px", MODEL.value, predictor.kind,
                predictor.input_size)
-  table = load_json(KEYPOINTS.value, "keypoints") if KEYPOINTS.value else None
+  table = read_detections(KEYPOINTS.value) if KEYPOINTS.value else None
   k_given = (np.asarray(load_json(INTRINSICS.value, "intrinsics"), np.float32)
              if INTRINSICS.value else None)
   if k_given is not None and k_given.shape != (3, 3):

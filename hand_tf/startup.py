@@ -78,14 +78,20 @@ def run(main) -> None:
     failure of a command that did what was asked.
   * A usage error (`app.UsageError` raised by `main`) is one line naming the problem
     and pointing at `--help`, not the whole flag listing absl prints.
+  * Bad input (`hand_tf.io.InputError` and its kinds: a missing or malformed file, a
+    model file that is not one) is one line, not a traceback.
   """
   from absl import app
+
+  from hand_tf.io import InputError
 
   def guarded(argv):
     try:
       return main(argv)
     except app.UsageError as e:
       raise SystemExit(f"error: {e} (see --help)") from None
+    except InputError as e:
+      raise SystemExit(f"error: {e}") from None
 
   try:
     app.run(guarded)

@@ -18,11 +18,11 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from hand_tf.io import atomic_write_bytes
+from hand_tf.io import InputError, atomic_write_bytes
 from mano_tf import constants
 
 
-class ManoModelError(ValueError):
+class ManoModelError(InputError):
   """A MANO model file is missing, unreadable or has the wrong content."""
 
 

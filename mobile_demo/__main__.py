@@ -3,12 +3,11 @@
   python -m mobile_demo --model DIR/s2hand_fp16.tflite --input IMAGES_OR_VIDEO_OR_camera:0
       [--out DIR] [--num_threads 4] [--detector mediapipe|none] [--box x0,y0,side]
 
---input: image files or folders (writes NAME_mesh.png per image), a video file (writes
-annotated.mp4), or camera:N (OpenCV capture; --max_frames frames).  Prints per-frame
-latency and FPS, and writes timings.json.
+--input (`hand_tf.inputs`): image files, folders or glob patterns (writes NAME_mesh.png
+per image), video files (writes annotated.mp4), or camera:N (OpenCV capture;
+--max_frames frames).  Prints per-frame latency and FPS, and writes timings.json.
 """
 
-import glob
 import os
 import sys
 
@@ -16,10 +15,11 @@ import cv2
 import numpy as np
 from absl import flags
 
-from hand_tf import startup
+from hand_tf import inputs, startup
 
 MODEL = flags.DEFINE_string("model", None, "Exported .tflite file.", required=True)
-INPUT = flags.DEFINE_list("input", None, "Images, folders, a video file, or camera:N.",
+INPUT = flags.DEFINE_list("input", None, "Image files, folders, glob patterns, video files "
+                          "or camera:N, comma-separated.",
                           required=True)
 OUT = flags.DEFINE_string("out", "mobile_demo_out", "Output folder.")
 NUM_THREADS = flags.DEFINE_integer("num_threads", 2, "LiteRT CPU threads (XNNPACK).")
@@ -28,37 +28,6 @@ DETECTOR = flags.DEFINE_enum("detector", "mediapipe", ["mediapipe", "none"],
 BOX = flags.DEFINE_list("box", None, "Fixed square crop x0,y0,side in frame pixels.")
 FOCAL = flags.DEFINE_float("focal", None, "Focal length in pixels.")
 MAX_FRAMES = flags.DEFINE_integer("max_frames", 300, "Frames to read from a video/camera.")
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
-
-
-def _frames(inputs, max_frames):
-  """Yields (name, RGB frame, is_video, fps) from images, folders, a video or a camera."""
-  from hand_tf.io import read_image
-  for item in inputs:
-    is_video_file = os.path.isfile(item) and not item.lower().endswith(IMAGE_EXTENSIONS)
-    if item.startswith("camera:") or is_video_file:
-      source = int(item.split(":")[1]) if item.startswith("camera:") else item
-      capture = cv2.VideoCapture(source)
-      if not capture.isOpened():
-        raise ValueError(f"{item}: cannot open video or camera")
-      fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-      for index in range(max_frames):
-        ok, frame = capture.read()
-        if not ok:
-          break
-        yield f"frame_{index:05d}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), True, fps
-      capture.release()
-    elif os.path.isdir(item):
-      paths = sorted(p for p in glob.glob(os.path.join(item, "*"))
-                     if p.lower().endswith(IMAGE_EXTENSIONS))
-      if not paths:
-        raise ValueError(f"{item}: no images in this folder")
-      for path in paths:
-        yield os.path.splitext(os.path.basename(path))[0], read_image(path), False, 0.0
-    else:
-      yield os.path.splitext(os.path.basename(item))[0], read_image(item), False, 0.0
-
 
 def main(argv):
   del argv
@@ -75,7 +44,7 @@ def main(argv):
   pipeline = HandPipeline(MODEL.value, NUM_THREADS.value, detector, box, FOCAL.value)
   os.makedirs(OUT.value, exist_ok=True)
   writer, video_path, rows = None, os.path.join(OUT.value, "annotated.mp4"), []
-  for name, frame, is_video, fps in _frames(INPUT.value, MAX_FRAMES.value):
+  for name, frame, is_video, fps in inputs.frames(INPUT.value, MAX_FRAMES.value):
     _, annotated, timings = pipeline.process(frame)
     rows.append(timings)
     bgr = cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR)

@@ -209,7 +209,31 @@ def test_predict_cli_writes_meshes_joints_and_overlays(exported, tmp_path):
     assert overlay.shape == frame.shape and np.any(overlay != frame[..., ::-1])
   result = _cli("hand_tf.predict", tmp_path / "nope.png", "--model", out / "s2hand.onnx",
                 "--out", tmp_path / "pred")
-  assert result.returncode != 0 and "nope.png: image not found" in result.stderr
+  assert result.returncode != 0 and result.stderr.strip().splitlines()[-1] == (
+      f"error: {tmp_path / 'nope.png'}: image not found")
+
+
+def test_predict_takes_a_folder_and_the_keypoint_file_detect_writes(exported, tmp_path):
+  from hand_tf.detection.keypoint_files import write_detections
+  _, out, data = exported
+  folder = data / "training" / "rgb"
+  names = sorted(p.name for p in folder.iterdir())
+  # What `hand_tf.detect` writes, with each image's keypoints in a different corner: the
+  # crops, and so the predicted 2D joints, must follow them.
+  corners = np.array([[4.0, 4.0], [40.0, 40.0]])
+  spread = np.random.default_rng(0).uniform(0, 20, (21, 2))
+  keypoints = np.stack([corners[i % 2] + spread for i in range(len(names))])
+  write_detections(tmp_path / "detect.json", keypoints, np.ones((len(names), 21)), names)
+  result = _cli("hand_tf.predict", folder, "--model", out / "s2hand_fp32.tflite", "--out",
+                tmp_path / "pred", "--keypoints", tmp_path / "detect.json",
+                without_tensorflow=True)
+  assert result.returncode == 0, result.stderr[-3000:]
+  from hand_tf.data.crops import box_from_keypoints
+  for i, name in enumerate(names):  # every image predicted, in the crop its keypoints give
+    stem = os.path.splitext(name)[0]
+    joints = json.loads((tmp_path / "pred" / f"{stem}_joints.json").read_text())
+    np.testing.assert_allclose(joints["crop_box_px"], box_from_keypoints(keypoints[i]),
+                               atol=1e-3)
 
 
 def test_mobile_demo_runs_the_tflite_without_tensorflow_and_reports_fps(exported, tmp_path):

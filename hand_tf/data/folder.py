@@ -1,8 +1,8 @@
 """A plain folder of images plus a keypoints JSON (the project's detections format).
 
 The JSON may carry per-image intrinsics under "intrinsics" ([N][3][3], source pixels);
-without them K is a guess (focal = 1.2 x the image's longer side, centred principal
-point), which is enough for 2D work and relative 3D.  Each image is cropped to a square
+without them K is `hand_tf.camera.default_intrinsics` (the nominal focal length, centred
+principal point), which is enough for 2D work and relative 3D.  Each image is cropped to a square
 around its keypoints (`crop='keypoints'`) or padded to a square (`crop='full'`).
 """
 

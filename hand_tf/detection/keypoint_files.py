@@ -10,7 +10,8 @@ Formats read by `read_detections`:
 * S2HAND's OpenPose dump (`detect.json` / `detect_all.json`): [peaks [N][21][2],
   values [N][21][1] (, names [N])];
 * a folder of OpenPose per-image JSON files ({"people": [{"hand_right_keypoints_2d":
-  [x, y, c] * 21, ...}]}), matched to images by file stem.
+  [x, y, c] * 21, ...}]}), matched to images by file stem;
+* a hand-written table {image name: [21][2] or [21][3]}: (x, y) rows take confidence 1.
 """
 
 import os
@@ -80,6 +81,19 @@ def _from_rows(rows, path, field):
   return rows[..., :2], np.clip(rows[..., 2], 0.0, 1.0)
 
 
+def _read_table(table, path) -> Detections:
+  """{name: [21][2] or [21][3]} -> Detections; (x, y) rows get confidence 1."""
+  keypoints, confidence = [], []
+  for name, rows in table.items():
+    rows = np.asarray(rows, np.float32) if isinstance(rows, list) else np.zeros(0)
+    if rows.shape not in ((_K, 2), (_K, 3)):
+      raise InputError(f"{path}: keypoints of {name} have shape {rows.shape}, expected "
+                       f"[{_K}, 2] or [{_K}, 3]")
+    keypoints.append(rows[:, :2])
+    confidence.append(np.clip(rows[:, 2], 0.0, 1.0) if rows.shape[1] == 3 else np.ones(_K))
+  return Detections(keypoints, confidence, list(table), path)
+
+
 def _read_openpose_folder(directory) -> Detections:
   names, keypoints, confidence = [], [], []
   for name in sorted(os.listdir(directory)):
@@ -115,6 +129,8 @@ def read_detections(path) -> Detections:
   if os.path.isdir(path):
     return _read_openpose_folder(path)
   data = load_json(path, "detections file")
+  if isinstance(data, dict) and "format" not in data and data:
+    return _read_table(data, path)
   if isinstance(data, dict):
     if data.get("format") != FORMAT:
       raise InputError(f"{path}: field 'format' must be '{FORMAT}'")

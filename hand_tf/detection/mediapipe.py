@@ -35,6 +35,8 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
+from hand_tf.io import InputError
+
 MODEL_FILES = {
     "palm_detection_full.tflite": "mediapipe/modules/palm_detection/palm_detection_full.tflite",
     "palm_detection_lite.tflite": "mediapipe/modules/palm_detection/palm_detection_lite.tflite",
@@ -48,7 +50,7 @@ HOW_TO_GET = ("MediaPipe's hand models are missing. Run `make models` (it downlo
               "(see hand_tf.detection.keypoint_files).")
 
 
-class ModelsMissingError(FileNotFoundError):
+class ModelsMissingError(InputError):
   pass
 
 

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 from absl import logging
 
+from hand_tf.io import InputError
 from hand_tf.model import torch_checkpoint
 
 # (expansion, kernel, stride, output channels, repeats): B0's stages.
@@ -36,7 +37,7 @@ _CHECKPOINT = "models/efficientnet-lite0-57934424.pth"
 _CACHE_NAME = "efficientnet_lite0_imagenet.npz"
 
 
-class EncoderWeightsError(ValueError):
+class EncoderWeightsError(InputError):
   """Pretrained encoder weights cannot be had (package missing, offline, bad file)."""
 
 

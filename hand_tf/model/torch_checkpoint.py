@@ -21,6 +21,8 @@ from typing import Dict
 
 import numpy as np
 
+from hand_tf.io import InputError
+
 _MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 _PROTOCOL_VERSION = 1001
 
@@ -32,7 +34,7 @@ _STORAGE_DTYPES = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
   """A checkpoint file is missing, unsafe or not in the legacy torch format."""
 
 

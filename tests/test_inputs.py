@@ -1,0 +1,51 @@
+"""One notion of input: files, folders, globs, videos and cameras, with one-line errors."""
+
+import cv2
+import numpy as np
+import pytest
+
+from hand_tf import inputs
+from hand_tf.io import InputError
+
+
+@pytest.fixture
+def photos(tmp_path):
+  folder = tmp_path / "photos"
+  folder.mkdir()
+  for name, value in (("b.jpg", 10), ("a.png", 20), ("c.JPG", 30)):
+    cv2.imwrite(str(folder / name), np.full((6, 8, 3), value, np.uint8))
+  (folder / "notes.txt").write_text("not an image")
+  return folder
+
+
+def test_files_folders_and_globs_name_the_same_images(photos):
+  every = [str(photos / n) for n in ("a.png", "b.jpg", "c.JPG")]
+  assert inputs.image_paths([str(photos)]) == every  # a folder: its images, by name
+  assert inputs.image_paths([str(photos / "*.jpg")]) == [str(photos / "b.jpg")]
+  assert inputs.image_paths([str(photos / "c.JPG"), str(photos / "a.png")]) == [
+      str(photos / "c.JPG"), str(photos / "a.png")]  # files: in the order given
+
+
+def test_inputs_that_name_no_image_say_which(photos, tmp_path):
+  (tmp_path / "empty").mkdir()
+  for item, message in ((photos / "nope.jpg", "nope.jpg: image not found"),
+                        (photos / "notes.txt", "notes.txt: not an image file"),
+                        (tmp_path / "empty", "empty: no images in this folder"),
+                        (photos / "*.gif", r"\*.gif: no images match")):
+    with pytest.raises(InputError, match=message):
+      inputs.image_paths([str(item)])
+  with pytest.raises(InputError, match="camera:N with N its number"):
+    list(inputs.frames(["camera:front"], 1))
+
+
+def test_frames_read_images_and_videos_alike(photos, tmp_path):
+  video = str(tmp_path / "clip.avi")
+  writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 12.0, (16, 12))
+  for value in (0, 100, 200):
+    writer.write(np.full((12, 16, 3), value, np.uint8))
+  writer.release()
+  read = list(inputs.frames([str(photos / "b.jpg"), video], max_frames=2))
+  assert [(name, from_stream) for name, _, from_stream, _ in read] == [
+      ("b", False), ("frame_00000", True), ("frame_00001", True)]
+  assert read[1][1].shape == (12, 16, 3) and read[2][3] == pytest.approx(12.0)
+  assert abs(int(read[2][1].mean()) - 100) < 8  # the second frame, not the first again
