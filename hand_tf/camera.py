@@ -1,4 +1,5 @@
-"""The pinhole camera in NumPy: projection and the default camera of a photo.
+"""The pinhole camera in NumPy: projection, the default camera of a photo, and the rigid
+fit of a 3D hand to 2D keypoints (PnP).
 
 Camera frame: x right, y down, z forward, meters (OpenCV axes).  Pixel coordinates: u is
 the column and v the row; pixel (row r, column c) covers [c, c + 1) x [r, r + 1).
@@ -7,7 +8,10 @@ renderer and losses); this module is what the TF-free deploy path, the data read
 the reports use.  `tests/test_camera.py` holds the two to each other.
 """
 
+import cv2
 import numpy as np
+
+from hand_tf import contract
 
 # Points closer than this (meters) are clamped before the perspective division, so that
 # points at or behind the camera give large but finite coordinates instead of inf/NaN.
@@ -42,3 +46,77 @@ def default_intrinsics(height: int, width: int) -> np.ndarray:
   focal = DEFAULT_FOCAL_PER_SIDE * max(height, width)
   return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]],
                   np.float32)
+
+
+# Keypoints below this confidence do not vote in the PnP fit.
+MIN_CONFIDENCE = 0.3
+# A fit that puts the hand farther than this is a degenerate one (keypoints bunched on a
+# few pixels are "explained" by a hand at infinity), not a hand: at 10 m a hand spans
+# under 2% of a crop's focal length.
+MAX_DEPTH_M = 10.0
+# RANSAC inlier threshold, pixels of a 224 px crop (scaled to the input size).
+REPROJECTION_PX_AT_224 = 8.0
+
+
+def fit_camera(joints: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray,
+               intrinsics: np.ndarray, image_size: int, keep_on_failure: bool = False):
+  """Rigid pose of `joints` that best reprojects onto `keypoints` (RANSAC PnP).
+
+  Args:
+    joints: [21, 3] model joints, meters.
+    keypoints: [21, 2] detections, input pixels (continuous, centres at +0.5, the same
+      convention as `intrinsics`, so no half-pixel correction is needed).
+    confidence: [21] detection confidences.
+    intrinsics: [3, 3] K of the input, pixels.
+    image_size: side of the input, pixels.
+    keep_on_failure: when PnP fails, return the identity (leave `joints` where they are)
+      instead of a frontal hand at 0.6 m.
+
+  Returns:
+    (rotation [3, 3], translation [3]) with camera points = rotation @ p + translation.
+    Falls back to all keypoints when fewer than 6 are confident.
+  """
+  keep = confidence >= MIN_CONFIDENCE
+  if keep.sum() < 6:
+    keep = np.ones_like(keep)
+  threshold = contract.at_input_size(REPROJECTION_PX_AT_224, image_size)
+  object_points = joints[keep].astype(np.float64)
+  image_points = keypoints[keep].astype(np.float64)
+  k = intrinsics.astype(np.float64)
+  ok, rvec, tvec, inliers = cv2.solvePnPRansac(
+      object_points, image_points, k, None, reprojectionError=threshold,
+      iterationsCount=200, flags=cv2.SOLVEPNP_EPNP)
+  if ok and inliers is not None and len(inliers) >= 4:  # least squares on the inliers
+    inliers = inliers[:, 0]
+    rvec, tvec = cv2.solvePnPRefineLM(object_points[inliers], image_points[inliers], k,
+                                      None, rvec, tvec)
+  # Judged by where the fitted joints land (in front of the camera), not by the sign of
+  # tvec: object points given in the camera frame may legitimately need a negative one.
+  depth = (object_points @ cv2.Rodrigues(rvec)[0].T + tvec[:, 0])[:, 2] if ok else None
+  if not ok or not np.all(np.isfinite(tvec)) or np.any(depth <= 0) or np.any(
+      depth > MAX_DEPTH_M):
+    if keep_on_failure:
+      return np.eye(3), np.zeros(3)
+    return np.eye(3), np.array([0.0, 0.0, 0.6]) - joints.mean(0)
+  return cv2.Rodrigues(rvec)[0], tvec[:, 0]
+
+
+def place_on_keypoints(vertices: np.ndarray, joints: np.ndarray, keypoints: np.ndarray,
+                       confidence: np.ndarray, intrinsics: np.ndarray, side: float):
+  """A predicted hand moved rigidly so that its joints reproject onto `keypoints`.
+
+  Args:
+    vertices: [778, 3] and joints: [21, 3], camera frame, meters.
+    keypoints: [21, 2] pixels, in the image `intrinsics` describes.
+    confidence: [21].
+    intrinsics: [3, 3] K, pixels.
+    side: size of the hand's crop in those pixels (scales the RANSAC threshold).
+
+  Returns:
+    (vertices, joints) moved; unchanged when no rigid motion fits the keypoints.
+  """
+  joints = np.asarray(joints, np.float64)
+  rotation, translation = fit_camera(joints, keypoints, confidence, intrinsics, side,
+                                     keep_on_failure=True)
+  return ((np.asarray(vertices) @ rotation.T + translation).astype(np.float32),
+          (joints @ rotation.T + translation).astype(np.float32))

@@ -31,6 +31,10 @@ KEYPOINTS = flags.DEFINE_string(
     "keypoints", None, "Keypoints that place the crop: a file `hand_tf.detect` writes, an "
     "OpenPose dump, or JSON {image file name: 21 [x, y(, confidence)]}.")
 DETECT = flags.DEFINE_bool("detect", False, "Find the hand with MediaPipe's detector.")
+PLACE = flags.DEFINE_bool(
+    "place_on_keypoints", True, "When keypoints are known (--keypoints, --detect), move the "
+    "predicted hand rigidly so that its joints reproject onto them (its shape and pose "
+    "unchanged); --noplace_on_keypoints keeps the network's own camera.")
 INTRINSICS = flags.DEFINE_string("intrinsics", None, "JSON file with K [3, 3] in pixels.")
 FOCAL = flags.DEFINE_float("focal", None, "Focal length in pixels (principal point centred).")
 NUM_THREADS = flags.DEFINE_integer("num_threads", 2, "Threads for TFLite / ONNX Runtime.")
@@ -44,12 +48,6 @@ def image_intrinsics(height, width, intrinsics=None, focal=None) -> np.ndarray:
   if focal:
     k[0, 0] = k[1, 1] = focal
   return k
-
-
-def _keypoint_box(detections, path):
-  from hand_tf.data.crops import box_from_keypoints
-  keypoints, confidence = detections.lookup([os.path.basename(path)])
-  return box_from_keypoints(keypoints[0], confidence[0])
 
 
 def main(argv):
@@ -81,20 +79,25 @@ def main(argv):
   for path in images:
     image = read_image(path)
     height, width = image.shape[:2]
-    box = None
+    box = keypoints = confidence = None
+    if table is not None:
+      keypoints, confidence = (v[0] for v in table.lookup([os.path.basename(path)]))
+    elif detector is not None:
+      keypoints, confidence = detector.detect(image)
     if BOX.value:
       x0, y0, side = (float(v) for v in BOX.value)
       box = np.array([x0, y0, side, side], np.float32)
-    elif table is not None:
-      box = _keypoint_box(table, path)
-    elif detector is not None:
-      box = crops.box_from_keypoints(*detector.detect(image))
+    elif keypoints is not None:
+      box = crops.box_from_keypoints(keypoints, confidence)
       if box is None:
         logging.warning("%s: no hand detected; using the whole image", path)
     if box is None:
       box = crops.whole_image_box(height, width)
+      keypoints = None
     k = image_intrinsics(height, width, k_given, FOCAL.value)
-    result = reconstruct.reconstruct(predictor, image, box, k, predictor.faces)
+    place = PLACE.value and keypoints is not None
+    result = reconstruct.reconstruct(predictor, image, box, k, predictor.faces,
+                                     keypoints if place else None, confidence)
     prefix = os.path.join(OUT.value, os.path.splitext(os.path.basename(path))[0])
     written = reconstruct.write_result(prefix, result, predictor.faces)
     overlay = reconstruct.draw_overlay(image, result, predictor.faces)

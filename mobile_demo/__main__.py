@@ -27,6 +27,9 @@ DETECTOR = flags.DEFINE_enum("detector", "mediapipe", ["mediapipe", "none"],
                              "How to find the hand; 'none' uses --box or the whole frame.")
 BOX = flags.DEFINE_list("box", None, "Fixed square crop x0,y0,side in frame pixels.")
 FOCAL = flags.DEFINE_float("focal", None, "Focal length in pixels.")
+PLACE = flags.DEFINE_bool(
+    "place_on_keypoints", True, "On frames where the hand is detected, move the predicted "
+    "hand rigidly onto the detected keypoints (shape and pose unchanged).")
 MAX_FRAMES = flags.DEFINE_integer("max_frames", 300, "Frames to read from a video/camera.")
 
 def main(argv):
@@ -41,7 +44,8 @@ def main(argv):
   if BOX.value:
     x0, y0, side = (float(v) for v in BOX.value)
     box = np.array([x0, y0, side, side], np.float32)
-  pipeline = HandPipeline(MODEL.value, NUM_THREADS.value, detector, box, FOCAL.value)
+  pipeline = HandPipeline(MODEL.value, NUM_THREADS.value, detector, box, FOCAL.value,
+                          PLACE.value)
   os.makedirs(OUT.value, exist_ok=True)
   writer, video_path, rows = None, os.path.join(OUT.value, "annotated.mp4"), []
   for name, frame, is_video, fps in inputs.frames(INPUT.value, MAX_FRAMES.value):

@@ -22,7 +22,8 @@ class HandPipeline:
   """detect -> crop -> LiteRT -> overlay, with per-stage timings in milliseconds."""
 
   def __init__(self, model_path: str, num_threads: int = 2, detector=None,
-               box: Optional[np.ndarray] = None, focal: Optional[float] = None):
+               box: Optional[np.ndarray] = None, focal: Optional[float] = None,
+               place_on_keypoints: bool = True):
     """Args:
       model_path: exported `.tflite` (with `hand_mesh.json` beside it).
       num_threads: LiteRT CPU threads.
@@ -30,38 +31,47 @@ class HandPipeline:
         None to use `box` (or the whole frame).
       box: fixed square crop (x0, y0, side, side) in frame pixels.
       focal: focal length in pixels (default 2.5 x the longer frame side).
+      place_on_keypoints: on frames where the detector found the hand, move the predicted
+        hand rigidly onto its keypoints (`hand_tf.reconstruct.reconstruct`).
     """
     self.predictor = TFLitePredictor(model_path, num_threads)
     self.faces = self.predictor.faces
     self.detector = detector
     self.fixed_box = None if box is None else np.asarray(box, np.float32)
     self.focal = focal
+    self.place_on_keypoints = place_on_keypoints
     self._last_box = None
 
   def _box(self, frame, timings):
+    """(box, keypoints, confidence); keypoints None unless detected on this frame."""
     if self.fixed_box is not None:
-      return self.fixed_box
+      return self.fixed_box, None, None
     if self.detector is not None:
       start = time.perf_counter()
-      box = crops.box_from_keypoints(*self.detector.detect(frame))
+      keypoints, confidence = self.detector.detect(frame)
+      box = crops.box_from_keypoints(keypoints, confidence)
       timings["detect_ms"] = 1000 * (time.perf_counter() - start)
       if box is not None:
         self._last_box = box
+        return box, keypoints, confidence
     if self._last_box is not None:
-      return self._last_box
-    return crops.whole_image_box(*frame.shape[:2])
+      return self._last_box, None, None
+    return crops.whole_image_box(*frame.shape[:2]), None, None
 
   def process(self, frame: np.ndarray, draw: bool = True):
     """frame: `[H, W, 3]` uint8 RGB -> (HandResult, annotated frame or None, timings)."""
     timings: Dict[str, float] = {}
     start = time.perf_counter()
-    box = self._box(frame, timings)
+    box, keypoints, confidence = self._box(frame, timings)
+    if not self.place_on_keypoints:
+      keypoints = None
     height, width = frame.shape[:2]
     k = default_intrinsics(height, width)
     if self.focal:
       k[0, 0] = k[1, 1] = self.focal
     infer_start = time.perf_counter()
-    result = reconstruct.reconstruct(self.predictor, frame, box, k, self.faces)
+    result = reconstruct.reconstruct(self.predictor, frame, box, k, self.faces, keypoints,
+                                     confidence)
     timings["crop_infer_ms"] = 1000 * (time.perf_counter() - infer_start)
     annotated = None
     if draw:

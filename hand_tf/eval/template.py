@@ -10,21 +10,11 @@ from the mean hand's size (the scale/depth ambiguity a single view leaves).
 
 from typing import Dict, Optional
 
-import cv2
 import numpy as np
 
-from hand_tf import contract
-from hand_tf.camera import project
+from hand_tf.camera import fit_camera, project
+from hand_tf.camera import place_on_keypoints as place_on_keypoints_one
 from mano_tf import constants
-
-# Keypoints below this confidence do not vote in the PnP fit.
-MIN_CONFIDENCE = 0.3
-# A fit that puts the hand farther than this is a degenerate one (keypoints bunched on a
-# few pixels are "explained" by a hand at infinity), not a hand: at 10 m a hand spans
-# under 2% of a crop's focal length.
-MAX_DEPTH_M = 10.0
-# RANSAC inlier threshold, pixels of a 224 px crop (scaled to the input size).
-REPROJECTION_PX_AT_224 = 8.0
 
 
 def mean_hand(mano_model_path: Optional[str] = None):
@@ -43,49 +33,6 @@ def scale_bone_length(mano_model_path: Optional[str] = None) -> float:
   _, joints = mean_hand(mano_model_path)
   a, b = constants.SCALE_BONE
   return float(np.linalg.norm(joints[a] - joints[b]))
-
-
-def fit_camera(joints: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray,
-               intrinsics: np.ndarray, image_size: int, keep_on_failure: bool = False):
-  """Rigid pose of `joints` that best reprojects onto `keypoints` (RANSAC PnP).
-
-  Args:
-    joints: [21, 3] model joints, meters.
-    keypoints: [21, 2] detections, input pixels (continuous, centres at +0.5, the same
-      convention as `intrinsics`, so no half-pixel correction is needed).
-    confidence: [21] detection confidences.
-    intrinsics: [3, 3] K of the input, pixels.
-    image_size: side of the input, pixels.
-    keep_on_failure: when PnP fails, return the identity (leave `joints` where they are)
-      instead of a frontal hand at 0.6 m.
-
-  Returns:
-    (rotation [3, 3], translation [3]) with camera points = rotation @ p + translation.
-    Falls back to all keypoints when fewer than 6 are confident.
-  """
-  keep = confidence >= MIN_CONFIDENCE
-  if keep.sum() < 6:
-    keep = np.ones_like(keep)
-  threshold = contract.at_input_size(REPROJECTION_PX_AT_224, image_size)
-  object_points = joints[keep].astype(np.float64)
-  image_points = keypoints[keep].astype(np.float64)
-  k = intrinsics.astype(np.float64)
-  ok, rvec, tvec, inliers = cv2.solvePnPRansac(
-      object_points, image_points, k, None, reprojectionError=threshold,
-      iterationsCount=200, flags=cv2.SOLVEPNP_EPNP)
-  if ok and inliers is not None and len(inliers) >= 4:  # least squares on the inliers
-    inliers = inliers[:, 0]
-    rvec, tvec = cv2.solvePnPRefineLM(object_points[inliers], image_points[inliers], k,
-                                      None, rvec, tvec)
-  # Judged by where the fitted joints land (in front of the camera), not by the sign of
-  # tvec: object points given in the camera frame may legitimately need a negative one.
-  depth = (object_points @ cv2.Rodrigues(rvec)[0].T + tvec[:, 0])[:, 2] if ok else None
-  if not ok or not np.all(np.isfinite(tvec)) or np.any(depth <= 0) or np.any(
-      depth > MAX_DEPTH_M):
-    if keep_on_failure:
-      return np.eye(3), np.zeros(3)
-    return np.eye(3), np.array([0.0, 0.0, 0.6]) - joints.mean(0)
-  return cv2.Rodrigues(rvec)[0], tvec[:, 0]
 
 
 def template_predictions(records, mano_model_path: Optional[str] = None
@@ -109,7 +56,7 @@ def template_predictions(records, mano_model_path: Optional[str] = None
 
 
 def place_on_keypoints(predictions: Dict[str, np.ndarray], records) -> Dict[str, np.ndarray]:
-  """A model's hands moved rigidly onto each record's 2D keypoints by the same PnP fit.
+  """A model's hands moved rigidly onto each record's 2D keypoints by the template's fit.
 
   The template hand gets its camera from the test image's detections; this gives a
   model's predicted hands that same help, so that the comparison isolates what the model
@@ -125,12 +72,11 @@ def place_on_keypoints(predictions: Dict[str, np.ndarray], records) -> Dict[str,
   """
   out = {"vertices": [], "joints3d": []}
   for i in range(len(records)):
-    joints = predictions["joints3d"][i].astype(np.float64)
-    rotation, translation = fit_camera(joints, records.keypoints[i], records.confidence[i],
-                                       records.intrinsics[i], records.image_size,
-                                       keep_on_failure=True)
-    out["joints3d"].append(joints @ rotation.T + translation)
-    out["vertices"].append(predictions["vertices"][i] @ rotation.T + translation)
+    vertices, joints = place_on_keypoints_one(
+        predictions["vertices"][i], predictions["joints3d"][i], records.keypoints[i],
+        records.confidence[i], records.intrinsics[i], records.image_size)
+    out["vertices"].append(vertices)
+    out["joints3d"].append(joints)
   out = {k: np.stack(v).astype(np.float32) for k, v in out.items()}
   out["joints2d"] = project(out["joints3d"], records.intrinsics).astype(np.float32)
   return out
