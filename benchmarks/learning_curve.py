@@ -17,6 +17,7 @@ import json
 import os
 import time
 
+import numpy as np
 from absl import flags
 
 from hand_tf import startup
@@ -28,6 +29,8 @@ EVAL_EVERY = flags.DEFINE_integer("eval_every", 4, "Evaluate every N epochs.")
 SIZE = flags.DEFINE_integer("image_size", 64, "Network input size (= the images').")
 BATCH = flags.DEFINE_integer("batch_size", 16, "Batch size.")
 SEED = flags.DEFINE_integer("seed", 0, "Training seed.")
+DECAY_EVERY = flags.DEFINE_integer("decay_every", None, "Epochs between learning-rate "
+                                   "halvings (default: the paper's, scaled to --epochs).")
 FROM_IMAGE = flags.DEFINE_bool("translation_from_image", False,
                                "Translation head in crop terms placed through K "
                                "(ModelConfig.translation_from_image).")
@@ -62,6 +65,11 @@ def _plot(points, template, path):
   os.replace(partial, path)
 
 
+def _bone(joints, bone):
+  """[N] length of the joints' `bone` (a pair of keypoint indices), meters."""
+  return np.linalg.norm(joints[:, bone[0]] - joints[:, bone[1]], axis=-1)
+
+
 def main(argv):
   del argv
   import keras
@@ -77,13 +85,14 @@ def main(argv):
   from hand_tf.training import loop
   from hand_tf.training.objective import ObjectiveConfig
   from hand_tf.training.trainer import Trainer, TrainerConfig
+  from mano_tf.constants import SCALE_BONE
   keras.utils.set_random_seed(SEED.value)
   size, data = SIZE.value, DATA.value
   train = read_freihand(data, image_size=size, source_size=size, load_vertices=False,
                         detections=os.path.join(data, "training_detections.json"))
   test = read_freihand(data, "evaluation", image_size=size, source_size=size,
                        detections=os.path.join(data, "evaluation_detections.json"))
-  plan = loop.plan_stages("3d", OUT.value, EPOCHS.value)[0]
+  plan = loop.plan_stages("3d", OUT.value, EPOCHS.value, DECAY_EVERY.value)[0]
   trainer = Trainer(TrainerConfig(
       out_dir=os.path.join(OUT.value, "run"),
       model=ModelConfig(image_size=size, hourglass_features=32, hourglass_stacks=1,
@@ -108,12 +117,20 @@ def main(argv):
     # The same network's hands with the template's help: placed by PnP on the detections.
     placed = report.evaluate_records(place_on_keypoints(predictions, test), test)["metrics"]
     metrics["mpjpe_placed_on_detections"] = placed["mpjpe"]
+    # Where camera-frame error comes from: the hand's size (scale bone, the only thing
+    # the scale prior fixes) and its depth, each as the median ratio to the truth.
+    metrics["bone_ratio_median"] = float(np.median(
+        _bone(predictions["joints3d"], SCALE_BONE) / _bone(test.joints3d, SCALE_BONE)))
+    metrics["depth_ratio_median"] = float(np.median(predictions["joints3d"][:, 0, 2]
+                                                    / test.joints3d[:, 0, 2]))
     points.append({"epoch": epoch, "steps": int(trainer.step.numpy()),
                    "minutes": seconds / 60, "metrics": metrics})
     print(f"epoch {epoch:3d} ({seconds / 60:5.1f} min): PA-MPJPE {metrics['pa_mpjpe']:.1f} "
           f"(template {template['pa_mpjpe']:.1f}), MPJPE {metrics['mpjpe']:.1f} "
           f"(template {template['mpjpe']:.1f}; placed on the detections "
-          f"{metrics['mpjpe_placed_on_detections']:.1f}), spread {metrics['spread_mm']:.1f} mm "
+          f"{metrics['mpjpe_placed_on_detections']:.1f}; size "
+          f"x{metrics['bone_ratio_median']:.2f}, depth x{metrics['depth_ratio_median']:.2f} "
+          "of the truth), spread {metrics['spread_mm']:.1f} mm "
           f"(ground truth {metrics['ground_truth_spread_mm']:.1f})", flush=True)
     write_json(os.path.join(OUT.value, "curve.json"), {"points": points, "template": template})
     _plot(points, template, os.path.join(OUT.value, "curve.png"))
