@@ -57,7 +57,12 @@ def _backbone_tflite(name, size, directory, int8=False):
   from hand_tf.model.encoder import build_backbone
   net = build_backbone(name, "imagenet" if name == "lite0" else None, size)
   backbone = keras.Sequential([net, keras.layers.GlobalAveragePooling2D()])
-  converter = tf.lite.TFLiteConverter.from_keras_model(backbone)
+  # From a concrete function rather than `from_keras_model`, which under Keras 3 saves
+  # the model first and prints every endpoint's TensorSpec (hundreds of lines).
+  forward = tf.function(lambda x: backbone(x, training=False),
+                        input_signature=[tf.TensorSpec((1, size, size, 3), tf.float32)])
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [forward.get_concrete_function()], backbone)
   if int8:
     rng = np.random.default_rng(0)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -72,6 +77,7 @@ def _backbone_tflite(name, size, directory, int8=False):
 
 def main(argv):
   del argv
+  startup.quiet_tensorflow()
   import tensorflow as tf
   tf.config.threading.set_intra_op_parallelism_threads(THREADS.value)
   tf.config.threading.set_inter_op_parallelism_threads(THREADS.value)

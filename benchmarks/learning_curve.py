@@ -72,6 +72,7 @@ def _bone(joints, bone):
 
 def main(argv):
   del argv
+  startup.quiet_tensorflow()
   import keras
 
   from hand_tf.data import pipeline
@@ -130,7 +131,7 @@ def main(argv):
           f"(template {template['mpjpe']:.1f}; placed on the detections "
           f"{metrics['mpjpe_placed_on_detections']:.1f}; size "
           f"x{metrics['bone_ratio_median']:.2f}, depth x{metrics['depth_ratio_median']:.2f} "
-          "of the truth), spread {metrics['spread_mm']:.1f} mm "
+          f"of the truth), spread {metrics['spread_mm']:.1f} mm "
           f"(ground truth {metrics['ground_truth_spread_mm']:.1f})", flush=True)
     write_json(os.path.join(OUT.value, "curve.json"), {"points": points, "template": template})
     _plot(points, template, os.path.join(OUT.value, "curve.png"))

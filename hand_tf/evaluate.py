@@ -26,14 +26,15 @@ NUM_THREADS = flags.DEFINE_integer("num_threads", 2, "Threads for TFLite / ONNX 
 
 def main(argv):
   del argv
-  from hand_tf.startup import quiet_tensorflow
-  quiet_tensorflow()  # before TensorFlow loads: its C++ start-up lines are not for users
+  if not MODEL.value.endswith((".tflite", ".onnx")):  # those run without TensorFlow
+    startup.quiet_tensorflow()  # before it loads: its C++ start-up lines are not for users
   import numpy as np
 
   from hand_tf.data.freihand import read_freihand
   from hand_tf.eval import report
   from hand_tf.predictors import load_predictor
   predictor = load_predictor(MODEL.value, NUM_THREADS.value)
+  print(f"model: {predictor.describe()}", flush=True)
   records = read_freihand(DATA_DIR.value, SPLIT.value, image_size=predictor.input_size,
                           source_size=SOURCE_SIZE.value)
   if LIMIT.value:
@@ -41,7 +42,8 @@ def main(argv):
   predictions = report.predict_records(predictor, records, BATCH_SIZE.value)
   evaluation = report.evaluate_records(predictions, records)
   report.write_report(OUT.value, predictor.kind, evaluation, predictions,
-                      {"model": MODEL.value, "data_dir": DATA_DIR.value,
+                      {"model": MODEL.value, "loaded": predictor.describe(),
+                       "data_dir": DATA_DIR.value,
                        "split": SPLIT.value})
   print(report.format_table({predictor.kind: evaluation["metrics"]}))
   print(f"{len(records)} samples; report in {OUT.value}/ (metrics.json, pck.png, pred.json)")

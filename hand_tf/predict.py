@@ -64,8 +64,7 @@ def main(argv):
   if not MODEL.value.endswith((".tflite", ".onnx")):  # those run without TensorFlow
     quiet_tensorflow()
   predictor = load_predictor(MODEL.value, NUM_THREADS.value)
-  logging.info("model %s (%s), input %d px", MODEL.value, predictor.kind,
-               predictor.input_size)
+  logging.info("model: %s", predictor.describe())
   table = read_detections(KEYPOINTS.value) if KEYPOINTS.value else None
   k_given = (np.asarray(load_json(INTRINSICS.value, "intrinsics"), np.float32)
              if INTRINSICS.value else None)

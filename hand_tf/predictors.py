@@ -60,10 +60,16 @@ def load_checkpoint_model(path: str, model_config=None):
 
 
 class Predictor:
-  """`predict(images, intrinsics)`; `input_size` S; `faces` [1538, 3] of the mesh."""
+  """`predict(images, intrinsics)`; `input_size` S; `faces` [1538, 3] of the mesh;
+  `source`: what was loaded (the file, or the checkpoint with its stage and step)."""
   kind = "base"
   input_size: int
   faces: np.ndarray
+  source: str = "<memory>"
+
+  def describe(self) -> str:
+    """One line for logs: runtime, what was loaded, input size."""
+    return f"{self.kind} {self.source}, {self.input_size} px input"
 
   def predict(self, images: np.ndarray, intrinsics: np.ndarray) -> Dict[str, np.ndarray]:
     raise NotImplementedError
@@ -89,6 +95,11 @@ class KerasPredictor(Predictor):
     if path is not None:
       config, model = load_checkpoint_model(path)
       image_size = config.image_size
+      prefix = resolve_checkpoint(path)
+      stage = os.path.basename(os.path.dirname(prefix))
+      step = prefix.rsplit("-", 1)[-1]
+      self.source = (f"{prefix} (step {step}" + (f", stage '{stage}')" if stage in
+                                                  ("2d", "3d", "finetune") else ")"))
     self.input_size = image_size
     self.module = InferenceModule(model, image_size)
     self.faces = np.asarray(model.get_layer("place_hand").mano.faces, np.int32)
@@ -133,6 +144,10 @@ class TFLitePredictor(Predictor):
     details = self.runner.get_input_details()["images"]
     self.input_size = int(details["shape"][1])
     self.faces = read_mesh_file(path)[0]
+    # One call now: LiteRT applies its delegate (and prints that it did) on the first
+    # run, which would otherwise land inside the caller's progress bar and first timing.
+    self.runner(images=np.zeros(details["shape"], details["dtype"]),
+                intrinsics=np.eye(3, dtype=np.float32)[None])
 
   def predict(self, images, intrinsics):
     images, intrinsics = self._check(images, intrinsics)
@@ -172,12 +187,15 @@ class OnnxPredictor(Predictor):
 def load_predictor(path: str, num_threads: Optional[int] = 2) -> Predictor:
   """Chooses the runtime from what `path` is (see the module docstring)."""
   if path.endswith(".tflite"):
-    return TFLitePredictor(path, num_threads)
-  if path.endswith(".onnx"):
-    return OnnxPredictor(path, num_threads)
-  if os.path.isdir(path) and (os.path.isfile(os.path.join(path, "saved_model.pb"))
-                              or os.path.isfile(os.path.join(path, "1", "saved_model.pb"))):
-    return SavedModelPredictor(path)
-  if os.path.isdir(os.path.join(path, "saved_model")):
-    return SavedModelPredictor(os.path.join(path, "saved_model"))
-  return KerasPredictor(path)
+    predictor = TFLitePredictor(path, num_threads)
+  elif path.endswith(".onnx"):
+    predictor = OnnxPredictor(path, num_threads)
+  elif os.path.isdir(path) and (os.path.isfile(os.path.join(path, "saved_model.pb"))
+                                or os.path.isfile(os.path.join(path, "1", "saved_model.pb"))):
+    predictor = SavedModelPredictor(path)
+  elif os.path.isdir(os.path.join(path, "saved_model")):
+    predictor = SavedModelPredictor(os.path.join(path, "saved_model"))
+  else:
+    return KerasPredictor(path)  # names its checkpoint itself
+  predictor.source = path
+  return predictor

@@ -272,3 +272,10 @@ def test_evaluate_cli_reports_freihand_metrics_and_pred_json(exported, tmp_path)
   assert np.asarray(xyz).shape == (6, 21, 3) and np.asarray(verts).shape == (6, 778, 3)
   assert cv2.imread(str(tmp_path / "eval" / "pck.png")) is not None
   assert "PA-MPJPE" in result.stdout
+  assert f"model: onnx {out / 's2hand.onnx'}, {SIZE} px input" in result.stdout
+  # The synthesizer writes a training split; the default split says how to reach it.
+  result = _cli("hand_tf.evaluate", "--model", out / "s2hand.onnx", "--data_dir", data,
+                "--out", tmp_path / "eval2")
+  assert result.returncode != 0 and result.stderr.strip().splitlines()[-1].endswith(
+      "only 'training': pass --split training")
+  assert not (tmp_path / "eval2").exists()

@@ -54,6 +54,10 @@ def read_freihand(root, split: str = "training", versions: Sequence[str] = ("gs"
   if not os.path.isdir(root):
     raise InputError(f"{root}: FreiHAND folder not found")
   k_path = annotation_path(root, split, "K")
+  other = "evaluation" if split == "training" else "training"
+  if not os.path.isfile(k_path) and os.path.isfile(annotation_path(root, other, "K")):
+    raise InputError(f"{root}: no '{split}' split here (no {os.path.basename(k_path)}), only "
+                     f"'{other}': pass --split {other}")
   intrinsics = as_array(load_json(k_path, "intrinsics file"), k_path, "K", (-1, 3, 3))
   num = len(intrinsics)
   joints3d = vertices = None
