@@ -4,6 +4,7 @@ NumPy and OpenCV only (the deploy path imports it).  Every write goes to a tempo
 file beside the target and is renamed into place, so a reader never sees half a file.
 """
 
+import contextlib
 import json
 import os
 import tempfile
@@ -67,3 +68,18 @@ def load_json(path, what: str = "file"):
 def write_json(path, value) -> None:
   """Writes JSON atomically (compact)."""
   atomic_write_bytes(path, json.dumps(value, separators=(",", ":")).encode())
+
+
+@contextlib.contextmanager
+def output_folder(path):
+  """Creates `path` for a command's outputs; if the command then fails before writing
+  anything into a folder it created, the empty folder is removed (a failed run leaves
+  no trace that looks like a result)."""
+  created = not os.path.exists(path)
+  os.makedirs(path, exist_ok=True)
+  try:
+    yield path
+  except BaseException:
+    if created and os.path.isdir(path) and not os.listdir(path):
+      os.rmdir(path)
+    raise

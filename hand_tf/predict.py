@@ -21,7 +21,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from hand_tf import startup
-from hand_tf.io import InputError, read_image
+from hand_tf.io import InputError, output_folder, read_image
 
 MODEL = flags.DEFINE_string("model", None, "Checkpoint (or run folder), SavedModel folder, "
                             ".tflite or .onnx.", required=True)
@@ -74,35 +74,35 @@ def main(argv):
   if DETECT.value:
     from hand_tf.detection.mediapipe import MediaPipeHandDetector
     detector = MediaPipeHandDetector(num_threads=NUM_THREADS.value)
-  os.makedirs(OUT.value, exist_ok=True)
-  for path in images:
-    image = read_image(path)
-    height, width = image.shape[:2]
-    box = keypoints = confidence = None
-    if table is not None:
-      keypoints, confidence = (v[0] for v in table.lookup([os.path.basename(path)]))
-    elif detector is not None:
-      keypoints, confidence = detector.detect(image)
-    if BOX.value:
-      x0, y0, side = (float(v) for v in BOX.value)
-      box = np.array([x0, y0, side, side], np.float32)
-    elif keypoints is not None:
-      box = crops.box_from_keypoints(keypoints, confidence)
+  with output_folder(OUT.value):
+    for path in images:
+      image = read_image(path)
+      height, width = image.shape[:2]
+      box = keypoints = confidence = None
+      if table is not None:
+        keypoints, confidence = (v[0] for v in table.lookup([os.path.basename(path)]))
+      elif detector is not None:
+        keypoints, confidence = detector.detect(image)
+      if BOX.value:
+        x0, y0, side = (float(v) for v in BOX.value)
+        box = np.array([x0, y0, side, side], np.float32)
+      elif keypoints is not None:
+        box = crops.box_from_keypoints(keypoints, confidence)
+        if box is None:
+          logging.warning("%s: no hand detected; using the whole image", path)
       if box is None:
-        logging.warning("%s: no hand detected; using the whole image", path)
-    if box is None:
-      box = crops.whole_image_box(height, width)
-      keypoints = None
-    k = image_intrinsics(height, width, k_given, FOCAL.value)
-    place = PLACE.value and keypoints is not None
-    result = reconstruct.reconstruct(predictor, image, box, k, predictor.faces,
-                                     keypoints if place else None, confidence)
-    prefix = os.path.join(OUT.value, os.path.splitext(os.path.basename(path))[0])
-    written = reconstruct.write_result(prefix, result, predictor.faces)
-    overlay = reconstruct.draw_overlay(image, result, predictor.faces)
-    cv2.imwrite(prefix + "_overlay.png", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
-    print(f"{path}: {written['obj']}, {written['ply']}, {written['joints']}, "
-          f"{prefix}_overlay.png")
+        box = crops.whole_image_box(height, width)
+        keypoints = None
+      k = image_intrinsics(height, width, k_given, FOCAL.value)
+      place = PLACE.value and keypoints is not None
+      result = reconstruct.reconstruct(predictor, image, box, k, predictor.faces,
+                                       keypoints if place else None, confidence)
+      prefix = os.path.join(OUT.value, os.path.splitext(os.path.basename(path))[0])
+      written = reconstruct.write_result(prefix, result, predictor.faces)
+      overlay = reconstruct.draw_overlay(image, result, predictor.faces)
+      cv2.imwrite(prefix + "_overlay.png", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+      print(f"{path}: {written['obj']}, {written['ply']}, {written['joints']}, "
+            f"{prefix}_overlay.png")
 
 
 if __name__ == "__main__":

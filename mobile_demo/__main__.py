@@ -9,7 +9,6 @@ per image), video files (writes annotated.mp4), or camera:N (OpenCV capture;
 """
 
 import os
-import sys
 
 import cv2
 import numpy as np
@@ -34,7 +33,7 @@ MAX_FRAMES = flags.DEFINE_integer("max_frames", 300, "Frames to read from a vide
 
 def main(argv):
   del argv
-  from hand_tf.io import write_json
+  from hand_tf.io import InputError, output_folder, write_json
   from mobile_demo.pipeline import HandPipeline
   detector = None
   if DETECTOR.value == "mediapipe" and not BOX.value:
@@ -46,26 +45,25 @@ def main(argv):
     box = np.array([x0, y0, side, side], np.float32)
   pipeline = HandPipeline(MODEL.value, NUM_THREADS.value, detector, box, FOCAL.value,
                           PLACE.value)
-  os.makedirs(OUT.value, exist_ok=True)
-  writer, video_path, rows = None, os.path.join(OUT.value, "annotated.mp4"), []
-  for name, frame, is_video, fps in inputs.frames(INPUT.value, MAX_FRAMES.value):
-    _, annotated, timings = pipeline.process(frame)
-    rows.append(timings)
-    bgr = cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR)
-    if is_video:
-      if writer is None:
-        writer = cv2.VideoWriter(video_path + ".partial.mp4", cv2.VideoWriter_fourcc(*"mp4v"),
-                                 fps, (frame.shape[1], frame.shape[0]))
-      writer.write(bgr)
-    else:
-      cv2.imwrite(os.path.join(OUT.value, f"{name}_mesh.png"), bgr)
-    print(f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()), flush=True)
-  if writer is not None:
-    writer.release()
-    os.replace(video_path + ".partial.mp4", video_path)
-  if not rows:
-    print("no frames", file=sys.stderr)
-    sys.exit(1)
+  with output_folder(OUT.value):
+    writer, video_path, rows = None, os.path.join(OUT.value, "annotated.mp4"), []
+    for name, frame, is_video, fps in inputs.frames(INPUT.value, MAX_FRAMES.value):
+      _, annotated, timings = pipeline.process(frame)
+      rows.append(timings)
+      bgr = cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR)
+      if is_video:
+        if writer is None:
+          writer = cv2.VideoWriter(video_path + ".partial.mp4", cv2.VideoWriter_fourcc(*"mp4v"),
+                                   fps, (frame.shape[1], frame.shape[0]))
+        writer.write(bgr)
+      else:
+        cv2.imwrite(os.path.join(OUT.value, f"{name}_mesh.png"), bgr)
+      print(f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()), flush=True)
+    if writer is not None:
+      writer.release()
+      os.replace(video_path + ".partial.mp4", video_path)
+    if not rows:
+      raise InputError(f"{','.join(INPUT.value)}: no frames could be read")
   summary = {k: float(np.median([r[k] for r in rows if k in r]))
              for k in rows[0]}
   summary["fps"] = 1000.0 / summary["total_ms"]

@@ -239,6 +239,12 @@ def test_predict_takes_a_folder_and_the_keypoint_file_detect_writes(exported, tm
 def test_mobile_demo_runs_the_tflite_without_tensorflow_and_reports_fps(exported, tmp_path):
   _, out, data = exported
   result = _cli("mobile_demo", "--model", out / "s2hand_int8.tflite", "--input",
+                tmp_path / "nowhere", "--out", tmp_path / "failed", "--detector", "none",
+                without_tensorflow=True)
+  assert result.returncode != 0 and result.stderr.strip().splitlines()[-1] == (
+      f"error: {tmp_path / 'nowhere'}: image not found")
+  assert not (tmp_path / "failed").exists()
+  result = _cli("mobile_demo", "--model", out / "s2hand_int8.tflite", "--input",
                 data / "training" / "rgb", "--out", tmp_path / "demo", "--detector", "none",
                 without_tensorflow=True)
   assert result.returncode == 0, result.stderr[-3000:]

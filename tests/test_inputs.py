@@ -49,3 +49,21 @@ def test_frames_read_images_and_videos_alike(photos, tmp_path):
       ("b", False), ("frame_00000", True), ("frame_00001", True)]
   assert read[1][1].shape == (12, 16, 3) and read[2][3] == pytest.approx(12.0)
   assert abs(int(read[2][1].mean()) - 100) < 8  # the second frame, not the first again
+
+
+def test_a_failed_command_leaves_no_empty_output_folder(tmp_path):
+  from hand_tf.io import output_folder
+  with pytest.raises(InputError):
+    with output_folder(str(tmp_path / "new")):
+      raise InputError("bad input")
+  assert not (tmp_path / "new").exists()
+  (tmp_path / "old").mkdir()  # a folder the user already had stays, even empty
+  with pytest.raises(InputError):
+    with output_folder(str(tmp_path / "old")):
+      raise InputError("bad input")
+  assert (tmp_path / "old").is_dir()
+  with pytest.raises(InputError):  # results written before the failure stay
+    with output_folder(str(tmp_path / "partial")) as folder:
+      (tmp_path / "partial" / "a.obj").write_text("v 0 0 0")
+      raise InputError(f"{folder}: second image unreadable")
+  assert (tmp_path / "partial" / "a.obj").exists()
