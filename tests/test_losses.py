@@ -32,6 +32,23 @@ def test_joint_location_loss():
   assert float(losses.joint_location_loss(moved, kp, conf)) > 0.5
 
 
+def test_apparent_size_loss_measures_size_not_place_or_pose():
+  detected = _keypoints(2)
+  conf = tf.ones([2, 21])
+  centre = tf.reduce_mean(detected, axis=1, keepdims=True)
+  radius = tf.sqrt(tf.reduce_mean(tf.reduce_sum(tf.square(detected - centre), -1), -1))
+  half = centre + 0.5 * (detected - centre)  # the same hand at half the size
+  np.testing.assert_allclose(losses.apparent_size_loss(half, detected, conf),
+                             float(tf.reduce_mean(0.5 * radius)), rtol=1e-4)
+  moved = detected + [[[30.0, -12.0]]]  # elsewhere, same size: no loss
+  assert float(losses.apparent_size_loss(moved, detected, conf)) < 1e-2
+  # Keypoints of no confidence do not count.
+  wild = tf.concat([detected[:, :20], detected[:, 20:] + 500.0], axis=1)
+  assert float(losses.apparent_size_loss(wild, detected,
+                                         tf.concat([tf.ones([2, 20]), tf.zeros([2, 1])], 1))
+               ) < 1e-2
+
+
 def test_bone_direction_loss():
   kp = _keypoints(1)
   conf = tf.ones([2, 21])
@@ -118,6 +135,7 @@ def test_every_loss_reaches_the_network():
   terms = {
       "joint_location": lambda o, r: losses.joint_location_loss(o["joints2d"], detected, conf),
       "bone_direction": lambda o, r: losses.bone_direction_loss(o["joints2d"], detected, conf),
+      "apparent_size": lambda o, r: losses.apparent_size_loss(o["joints2d"], detected, conf),
       "keypoint_branch": lambda o, r: losses.keypoint_branch_loss(
           [o["keypoints2d_stack0"], o["keypoints2d_stack1"]], detected, conf),
       "consistency": lambda o, r: losses.consistency_loss(o["keypoints2d_stack1"],

@@ -19,8 +19,8 @@ from hand_tf.rendering import renderer
 from hand_tf.training.settings import MODES, STAGES, LossWeights
 from mano_tf import constants
 
-_3D_TERMS = ("joint_location", "bone_direction", "scale", "shape", "skeleton", "laplacian",
-             "photometric", "mean_color", "texture_regularization", "ssim")
+_3D_TERMS = ("joint_location", "bone_direction", "apparent_size", "scale", "shape", "skeleton",
+             "laplacian", "photometric", "mean_color", "texture_regularization", "ssim")
 _APPEARANCE = ("photometric", "mean_color", "texture_regularization", "ssim")
 
 
@@ -75,8 +75,9 @@ class Objective:
 
   @property
   def terms(self):
+    # A term weighed 0 (apparent_size by default) is not computed at all.
     return tuple(t for t in terms_for(self.config.stage, self.config.mode, self.config.appearance)
-                 if t not in self.config.disabled)
+                 if t not in self.config.disabled and getattr(self.config.weights, t) != 0)
 
   def __call__(self, outputs: Dict[str, tf.Tensor], batch: Dict[str, tf.Tensor],
                laplacian: Optional[tf.SparseTensor] = None) -> Dict[str, tf.Tensor]:
@@ -105,6 +106,8 @@ class Objective:
         value = losses.joint_location_loss(joints2d, detected, confidence)
       elif term == "bone_direction":
         value = losses.bone_direction_loss(joints2d, detected, confidence)
+      elif term == "apparent_size":
+        value = losses.apparent_size_loss(joints2d, detected, confidence)
       elif term == "keypoint_branch":
         value = losses.keypoint_branch_loss(stacks, detected, confidence)
       elif term == "consistency":

@@ -39,6 +39,8 @@ class LossWeights:
   mean_color: float = 1e-3       # mrgb
   texture_regularization: float = 5e-3  # mtex
   ssim: float = 1e-3             # ssim_tex
+  # Not in the paper (0 = off); see hand_tf.losses.apparent_size_loss.
+  apparent_size: float = 0.0
   joint_3d: float = 100.0        # FSL only
   joint_3d_root_relative: float = 100.0  # FSL only
 
