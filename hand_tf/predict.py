@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 from absl import app, flags, logging
 
-from hand_tf import startup
+from hand_tf import reconstruct, startup
+from hand_tf.data import crops
 from hand_tf.io import InputError, output_folder, read_image
 
 MODEL = flags.DEFINE_string("model", None, "Checkpoint (or run folder), SavedModel folder, "
@@ -51,56 +52,42 @@ def image_intrinsics(height, width, intrinsics=None, focal=None) -> np.ndarray:
 
 
 def main(argv):
-  from hand_tf import inputs, reconstruct
+  from hand_tf import inputs
+  from hand_tf.api import HandReconstructor
+  from hand_tf.detection.keypoint_files import read_detections
+  from hand_tf.io import load_json
   if not argv[1:]:
     raise app.UsageError("give image files, folders or glob patterns")
   images = inputs.image_paths(argv[1:])
-  from hand_tf.data import crops
-  from hand_tf.detection.keypoint_files import read_detections
-  from hand_tf.io import load_json
-  from hand_tf.predictors import load_predictor
-  from hand_tf.startup import quiet_tensorflow
-
-  if not MODEL.value.endswith((".tflite", ".onnx")):  # those run without TensorFlow
-    quiet_tensorflow()
-  predictor = load_predictor(MODEL.value, NUM_THREADS.value)
-  logging.info("model: %s", predictor.describe())
+  reconstructor = HandReconstructor.load(MODEL.value, NUM_THREADS.value)
+  logging.info("model: %s", reconstructor.describe())
   table = read_detections(KEYPOINTS.value) if KEYPOINTS.value else None
   k_given = (np.asarray(load_json(INTRINSICS.value, "intrinsics"), np.float32)
              if INTRINSICS.value else None)
   if k_given is not None and k_given.shape != (3, 3):
     raise InputError(f"{INTRINSICS.value}: K has shape {k_given.shape}, expected [3, 3]")
-  detector = None
-  if DETECT.value:
-    from hand_tf.detection.mediapipe import MediaPipeHandDetector
-    detector = MediaPipeHandDetector(num_threads=NUM_THREADS.value)
+  box = None
+  if BOX.value:
+    x0, y0, side = (float(v) for v in BOX.value)
+    box = (x0, y0, side)
   with output_folder(OUT.value):
     for path in images:
       image = read_image(path)
-      height, width = image.shape[:2]
-      box = keypoints = confidence = None
+      keypoints = confidence = None
       if table is not None:
         keypoints, confidence = (v[0] for v in table.lookup([os.path.basename(path)]))
-      elif detector is not None:
-        keypoints, confidence = detector.detect(image)
-      if BOX.value:
-        x0, y0, side = (float(v) for v in BOX.value)
-        box = np.array([x0, y0, side, side], np.float32)
-      elif keypoints is not None:
-        box = crops.box_from_keypoints(keypoints, confidence)
-        if box is None:
-          logging.warning("%s: no hand detected; using the whole image", path)
-      if box is None:
-        box = crops.whole_image_box(height, width)
-        keypoints = None
-      k = image_intrinsics(height, width, k_given, FOCAL.value)
-      place = PLACE.value and keypoints is not None
-      result = reconstruct.reconstruct(predictor, image, box, k, predictor.faces,
-                                       keypoints if place else None, confidence)
+      elif DETECT.value:
+        keypoints, confidence = reconstructor.detect(image)
+      if keypoints is not None and crops.box_from_keypoints(keypoints, confidence) is None:
+        logging.warning("%s: no hand detected; using the whole image", path)
+        keypoints = confidence = None
+      k = image_intrinsics(*image.shape[:2], k_given, FOCAL.value)
+      hand = reconstructor(image, detect=False, box=box, keypoints=keypoints,
+                           confidence=confidence, intrinsics=k,
+                           place_on_keypoints=PLACE.value)[0]
       prefix = os.path.join(OUT.value, os.path.splitext(os.path.basename(path))[0])
-      written = reconstruct.write_result(prefix, result, predictor.faces)
-      overlay = reconstruct.draw_overlay(image, result, predictor.faces)
-      cv2.imwrite(prefix + "_overlay.png", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+      written = reconstruct.write_result(prefix, hand)
+      cv2.imwrite(prefix + "_overlay.png", cv2.cvtColor(hand.draw(image), cv2.COLOR_RGB2BGR))
       print(f"{path}: {written['obj']}, {written['ply']}, {written['joints']}, "
             f"{prefix}_overlay.png")
 

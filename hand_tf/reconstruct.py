@@ -1,12 +1,13 @@
 """One hand in a full image: crop, predict with any runtime, results in image pixels.
 
-Shared by `hand_tf.predict` and `mobile_demo`.  The crop is the square `box`
-(x0, y0, side, side) in image pixels; K of the crop is the crop map times K of the image,
-so the predicted camera-frame mesh is the hand in the original camera and projects onto
-the original image with the original K.
+Shared by the Python API (`hand_tf.api`), `hand_tf.predict` and `mobile_demo`.  The
+crop is the square `box` (x0, y0, side, side) in image pixels; K of the crop is the crop
+map times K of the image, so the predicted camera-frame mesh is the hand in the original
+camera and projects onto the original image with the original K.
 """
 
 import dataclasses
+import os
 from typing import Dict, Optional
 
 import cv2
@@ -14,26 +15,90 @@ import numpy as np
 
 from hand_tf import camera, mesh_io, visualize
 from hand_tf.data import crops
-from hand_tf.io import write_json
+from hand_tf.io import InputError, write_json
 from mano_tf import constants
 
 
 @dataclasses.dataclass
-class HandResult:
-  """Outputs of `hand_tf.serving` for one hand, plus where they were cropped from.
+class Hand:
+  """One reconstructed hand: what `hand_tf.HandReconstructor` returns, per hand.
 
-  vertices [778, 3] and joints3d [21, 3]: meters, camera frame; joints2d [21, 2]: pixels
-  of the full image; vertex_colors [778, 3] RGB in [0, 1]; box [4] the crop in image
-  pixels; intrinsics [3, 3] K of the full image; outputs: every named output (numpy).
+  Attributes:
+    vertices: [778, 3] mesh, meters, camera frame (x right, y down, z forward).
+    faces: [1538, 3] triangles of the mesh (vertex indices).
+    joints3d: [21, 3] joints, meters, camera frame (FreiHAND order).
+    joints2d: [21, 2] their projection, pixels of the full image.
+    vertex_colors: [778, 3] predicted RGB texture in [0, 1].
+    box: [4] the square crop (x0, y0, side, side) the network saw, image pixels.
+    intrinsics: [3, 3] K of the full image, pixels.
+    outputs: every network output (numpy; see `hand_tf.contract.OUTPUT_UNITS`).
+    keypoints, keypoint_confidence: [21, 2] and [21] the detector's keypoints (image
+      pixels), or None when the crop came from elsewhere.
+    placed_on_keypoints: the mesh was moved rigidly onto `keypoints` (see `reconstruct`).
   """
   vertices: np.ndarray
+  faces: np.ndarray
   joints3d: np.ndarray
   joints2d: np.ndarray
   vertex_colors: np.ndarray
   box: np.ndarray
   intrinsics: np.ndarray
   outputs: Dict[str, np.ndarray]
+  keypoints: Optional[np.ndarray] = None
+  keypoint_confidence: Optional[np.ndarray] = None
   placed_on_keypoints: bool = False
+
+  @property
+  def pose(self) -> np.ndarray:
+    """[16, 3] MANO axis-angle pose, radians (the fixed root first)."""
+    return self.outputs["pose"]
+
+  @property
+  def shape(self) -> np.ndarray:
+    """[10] MANO shape coefficients."""
+    return self.outputs["shape"]
+
+  @property
+  def camera(self) -> np.ndarray:
+    """[7] the network's own camera: scale, axis-angle rotation [3], translation [3] m."""
+    return self.outputs["camera"]
+
+  @property
+  def lighting(self) -> np.ndarray:
+    """[11] the predicted lighting."""
+    return self.outputs["lighting"]
+
+  def draw(self, image: np.ndarray, textured: bool = True) -> np.ndarray:
+    """`image` ([H, W, 3] uint8 RGB) with the mesh, joints and crop box drawn over it."""
+    return draw_overlay(image, self, self.faces, textured)
+
+  def save(self, path: str) -> str:
+    """Writes the hand by extension: .obj or .ply (mesh with vertex colours) or .json
+    (joints, pose, shape, camera, lighting); returns `path`."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension == ".obj":
+      mesh_io.write_obj(path, self.vertices, self.faces, self.vertex_colors)
+    elif extension == ".ply":
+      mesh_io.write_ply(path, self.vertices, self.faces, self.vertex_colors)
+    elif extension == ".json":
+      write_json(path, self.to_json())
+    else:
+      raise InputError(f"{path}: save a hand as .obj, .ply or .json")
+    return path
+
+  def to_json(self) -> dict:
+    return {
+        "keypoint_names": list(constants.KEYPOINT_NAMES),
+        "joints3d_m_camera_frame": self.joints3d.tolist(),
+        "joints2d_px": self.joints2d.tolist(),
+        "crop_box_px": self.box.tolist(), "intrinsics": np.asarray(self.intrinsics).tolist(),
+        "detected_keypoints_px": None if self.keypoints is None else self.keypoints.tolist(),
+        "pose_axis_angle": self.pose.tolist(), "shape": self.shape.tolist(),
+        # The network's own camera; when placed, the joints and mesh above were moved
+        # rigidly from it onto the detected keypoints.
+        "camera_scale_rotation_translation": self.camera.tolist(),
+        "placed_on_keypoints": self.placed_on_keypoints,
+        "lighting": self.lighting.tolist()}
 
 
 def texture_to_vertex_colors(texture: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -52,7 +117,7 @@ def texture_to_vertex_colors(texture: np.ndarray, faces: np.ndarray) -> np.ndarr
 
 def reconstruct(predictor, image: np.ndarray, box: np.ndarray, intrinsics: np.ndarray,
                 faces: np.ndarray, keypoints: Optional[np.ndarray] = None,
-                confidence: Optional[np.ndarray] = None) -> HandResult:
+                confidence: Optional[np.ndarray] = None, place: bool = True) -> Hand:
   """Predicts the hand inside `box` of `image`.
 
   With `keypoints` (a detector's, in image pixels), the predicted hand is then moved
@@ -69,6 +134,7 @@ def reconstruct(predictor, image: np.ndarray, box: np.ndarray, intrinsics: np.nd
     faces: `[1538, 3]` MANO faces (for per-face texture).
     keypoints: optional `[21, 2]` detected keypoints, image pixels.
     confidence: optional `[21]` their confidences (default 1).
+    place: with `keypoints`, move the hand onto them (False: the network's own camera).
   """
   size = predictor.input_size
   crop = crops.crop_image(image, box, size)
@@ -77,17 +143,22 @@ def reconstruct(predictor, image: np.ndarray, box: np.ndarray, intrinsics: np.nd
   outputs = {k: v[0] for k, v in predictor.predict(crop[None], crop_k[None]).items()}
   vertices, joints3d = outputs["vertices"], outputs["joints3d"]
   if keypoints is not None:
-    confidence = np.ones(len(keypoints)) if confidence is None else confidence
-    vertices, joints3d = camera.place_on_keypoints(vertices, joints3d, keypoints, confidence,
-                                                   intrinsics, float(box[2]))
+    keypoints = np.asarray(keypoints, np.float32)
+    confidence = (np.ones(len(keypoints), np.float32) if confidence is None
+                  else np.asarray(confidence, np.float32))
+    if place:
+      vertices, joints3d = camera.place_on_keypoints(vertices, joints3d, keypoints,
+                                                     confidence, intrinsics, float(box[2]))
   joints2d = camera.project(joints3d, intrinsics).astype(np.float32)
-  return HandResult(vertices=vertices, joints3d=joints3d, joints2d=joints2d,
-                    vertex_colors=texture_to_vertex_colors(outputs["texture"], faces),
-                    box=np.asarray(box, np.float32), intrinsics=np.asarray(intrinsics),
-                    outputs=outputs, placed_on_keypoints=keypoints is not None)
+  return Hand(vertices=vertices, faces=np.asarray(faces), joints3d=joints3d,
+              joints2d=joints2d,
+              vertex_colors=texture_to_vertex_colors(outputs["texture"], faces),
+              box=np.asarray(box, np.float32), intrinsics=np.asarray(intrinsics),
+              outputs=outputs, keypoints=keypoints, keypoint_confidence=confidence,
+              placed_on_keypoints=keypoints is not None and place)
 
 
-def draw_overlay(image: np.ndarray, result: HandResult, faces: np.ndarray,
+def draw_overlay(image: np.ndarray, result: Hand, faces: np.ndarray,
                  textured: bool = True, alpha: float = 0.8) -> np.ndarray:
   """Shaded mesh (predicted colours or skin tone), keypoints and the crop box."""
   canvas = visualize.draw_mesh(image, result.vertices, faces, result.intrinsics,
@@ -102,21 +173,9 @@ def draw_overlay(image: np.ndarray, result: HandResult, faces: np.ndarray,
   return canvas
 
 
-def write_result(prefix: str, result: HandResult, faces: np.ndarray) -> Dict[str, str]:
+def write_result(prefix: str, result: Hand) -> Dict[str, str]:
   """Writes `<prefix>.obj`, `.ply` (vertex colours) and `_joints.json`; returns paths."""
   paths = {"obj": prefix + ".obj", "ply": prefix + ".ply", "joints": prefix + "_joints.json"}
-  mesh_io.write_obj(paths["obj"], result.vertices, faces, result.vertex_colors)
-  mesh_io.write_ply(paths["ply"], result.vertices, faces, result.vertex_colors)
-  write_json(paths["joints"], {
-      "keypoint_names": list(constants.KEYPOINT_NAMES),
-      "joints3d_m_camera_frame": result.joints3d.tolist(),
-      "joints2d_px": result.joints2d.tolist(),
-      "crop_box_px": result.box.tolist(), "intrinsics": np.asarray(result.intrinsics).tolist(),
-      "pose_axis_angle": result.outputs["pose"].tolist(),
-      "shape": result.outputs["shape"].tolist(),
-      # The network's own camera; when placed, the joints and mesh above were moved
-      # rigidly from it onto the detected keypoints.
-      "camera_scale_rotation_translation": result.outputs["camera"].tolist(),
-      "placed_on_keypoints": result.placed_on_keypoints,
-      "lighting": result.outputs["lighting"].tolist()})
+  for path in paths.values():
+    result.save(path)
   return paths

@@ -59,19 +59,17 @@ class HandPipeline:
     return crops.whole_image_box(*frame.shape[:2]), None, None
 
   def process(self, frame: np.ndarray, draw: bool = True):
-    """frame: `[H, W, 3]` uint8 RGB -> (HandResult, annotated frame or None, timings)."""
+    """frame: `[H, W, 3]` uint8 RGB -> (reconstruct.Hand, annotated frame or None, timings)."""
     timings: Dict[str, float] = {}
     start = time.perf_counter()
     box, keypoints, confidence = self._box(frame, timings)
-    if not self.place_on_keypoints:
-      keypoints = None
     height, width = frame.shape[:2]
     k = default_intrinsics(height, width)
     if self.focal:
       k[0, 0] = k[1, 1] = self.focal
     infer_start = time.perf_counter()
     result = reconstruct.reconstruct(self.predictor, frame, box, k, self.faces, keypoints,
-                                     confidence)
+                                     confidence, self.place_on_keypoints)
     timings["crop_infer_ms"] = 1000 * (time.perf_counter() - infer_start)
     annotated = None
     if draw:

@@ -4,9 +4,9 @@ import os
 import subprocess
 import sys
 
-# Runs a module as `python -m` would, with TensorFlow, tensorflow-graphics, Keras and
-# SciPy made unimportable: what a device with the `deploy` install has.
-_WITHOUT_TENSORFLOW = """
+# TensorFlow, tensorflow-graphics, Keras and SciPy made unimportable: what a device with
+# the `deploy` install has.
+_BLOCK_TENSORFLOW = """
 import importlib.abc, runpy, sys
 class _NoTensorFlow(importlib.abc.MetaPathFinder):
   def find_spec(self, name, path, target=None):
@@ -16,13 +16,24 @@ class _NoTensorFlow(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, _NoTensorFlow())
 sys.argv[0] = sys.argv[1]
 del sys.argv[1]
-runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 """
+# Then as `python -m module` / `python file.py` would.
+_RUN_MODULE = 'runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)\n'
+_RUN_FILE = 'runpy.run_path(sys.argv[0], run_name="__main__")\n'
+
+
+def _env(extra=None):
+  return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(extra or {})}
 
 
 def run_cli(module, *args, timeout=600, without_tensorflow=False, env=None):
   """`python -m module args...`; returns the CompletedProcess (text stdout/stderr)."""
-  prefix = ["-c", _WITHOUT_TENSORFLOW] if without_tensorflow else ["-m"]
+  prefix = ["-c", _BLOCK_TENSORFLOW + _RUN_MODULE] if without_tensorflow else ["-m"]
   return subprocess.run([sys.executable, *prefix, module, *map(str, args)],
-                        capture_output=True, text=True, timeout=timeout,
-                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+                        capture_output=True, text=True, timeout=timeout, env=_env(env))
+
+
+def run_script_without_tensorflow(path, cwd, timeout=600):
+  """`python path` in `cwd` with TensorFlow unimportable; the CompletedProcess."""
+  return subprocess.run([sys.executable, "-c", _BLOCK_TENSORFLOW + _RUN_FILE, str(path)],
+                        capture_output=True, text=True, timeout=timeout, cwd=cwd, env=_env())

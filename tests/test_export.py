@@ -7,7 +7,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from cli_runner import run_cli
+from cli_runner import run_cli, run_script_without_tensorflow
 
 from hand_tf.model.s2hand import ModelConfig
 
@@ -285,3 +285,25 @@ def test_evaluate_cli_reports_freihand_metrics_and_pred_json(exported, tmp_path)
   assert result.returncode != 0 and result.stderr.strip().splitlines()[-1].endswith(
       "only 'training': pass --split training")
   assert not (tmp_path / "eval2").exists()
+
+
+def test_the_readme_api_example_runs_without_tensorflow(exported, tmp_path):
+  """The README's Python example, run as written on a photo with a hand in it."""
+  import re
+
+  from hand_images import palm_view
+  _, out, _ = exported
+  readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+  example = re.search(r"<!-- api-example[^>]*-->\n```python\n(.*?)```", readme, re.S).group(1)
+  os.symlink(out, tmp_path / "exported")
+  image, _ = palm_view()
+  cv2.imwrite(str(tmp_path / "photo.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+  (tmp_path / "example.py").write_text(example)
+  result = run_script_without_tensorflow("example.py", tmp_path, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.split("\n")[0] == "(21, 3) (778, 3) (16, 3) (10,)"  # a hand was found
+  from hand_tf import mesh_io
+  vertices, faces = mesh_io.read_obj(str(tmp_path / "hand.obj"))[:2]
+  assert vertices.shape == (778, 3) and faces.shape == (1538, 3)
+  overlay = cv2.imread(str(tmp_path / "overlay.png"))
+  assert overlay.shape == image.shape and np.any(overlay[..., ::-1] != image)

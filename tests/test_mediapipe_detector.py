@@ -64,27 +64,8 @@ def test_finds_the_synthetic_hand():
   """A clear palm-on view of the synthetic hand, rendered with skin texture, is found and
   its landmarks land within a few pixels.  (On the tight, randomly oriented crops of the
   synthetic dataset MediaPipe's palm detector mostly misses: see the data report.)"""
-  import tensorflow as tf
-  from scipy.spatial.transform import Rotation
-
-  from hand_tf.rendering import camera, renderer
-  from hand_tf.synthetic.scenes import skin_texture
-  from mano_tf.layer import ManoLayer
-
-  layer = ManoLayer(use_pca=False, flat_hand_mean=True)
-  pose = np.zeros((1, 48), np.float32)
-  pose[0, :3] = (Rotation.from_euler("x", 90, degrees=True)
-                 * Rotation.from_euler("z", 110, degrees=True)).as_rotvec()
-  vertices, joints = layer(pose, tf.zeros([1, 10]))
-  center = tf.reduce_mean(vertices, axis=1, keepdims=True)
-  vertices, joints = vertices - center + [0, 0, 0.7], joints - center + [0, 0, 0.7]
-  k = np.array([[[400.0, 0, 128], [0, 400.0, 128], [0, 0, 1]]], np.float32)
-  texture = skin_texture(np.random.default_rng(0), layer._template.numpy())[None]
-  light = np.array([[0.6, 0.5, 1, 1, 1, 1, 1, 1, 0, 0, -1]], np.float32)
-  out = renderer.render(vertices, layer.faces, texture, k, light, (256, 256), backend="kernel")
-  image = out["rgb"][0].numpy() + (1 - out["silhouette"][0].numpy()) * [0.85, 0.85, 0.8]
-  image = (np.clip(image, 0, 1) * 255).astype(np.uint8)
+  from hand_images import palm_view
+  image, truth = palm_view()
   keypoints, confidence = mp.MediaPipeHandDetector().detect(image)
-  truth = camera.project(joints, k)[0].numpy()
   assert confidence.min() > 0.5
   assert np.linalg.norm(keypoints - truth, axis=1).mean() < 10.0

@@ -1,0 +1,110 @@
+"""The Python API: load a model, give it a photo, get hands.
+
+  from hand_tf import HandReconstructor
+  reconstructor = HandReconstructor.load("exported/s2hand_fp32.tflite")
+  for hand in reconstructor("photo.jpg", detect=True):
+    print(hand.joints3d)                 # [21, 3] meters, camera frame
+    hand.save("hand.obj")                # or .ply / .json
+
+Any model form loads (`.tflite`, `.onnx`: no TensorFlow needed; a SavedModel or a
+training checkpoint: TensorFlow).  Images are file paths or RGB uint8 arrays.
+"""
+
+import os
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from hand_tf import camera, reconstruct
+from hand_tf.data import crops
+from hand_tf.io import InputError, read_image
+from hand_tf.reconstruct import Hand
+
+__all__ = ["Hand", "HandReconstructor"]
+# Where `HandReconstructor.load()` looks when given no path.
+MODEL_VARIABLE = "HAND_TF_MODEL"
+
+
+class HandReconstructor:
+  """A loaded model plus, on demand, MediaPipe's hand detector (both on CPU)."""
+
+  def __init__(self, predictor, num_threads: int = 2):
+    self.predictor = predictor
+    self.num_threads = num_threads
+    self._detector = None
+
+  @classmethod
+  def load(cls, path: Optional[str] = None, num_threads: int = 2) -> "HandReconstructor":
+    """Loads a model file or folder (default: the path in $HAND_TF_MODEL).
+
+    Raises:
+      InputError: no path and no $HAND_TF_MODEL, or the model cannot be read.
+    """
+    path = path or os.environ.get(MODEL_VARIABLE)
+    if not path:
+      raise InputError(f"no model given: pass a .tflite/.onnx/SavedModel/checkpoint path or "
+                       f"set ${MODEL_VARIABLE}")
+    from hand_tf.predictors import load_predictor
+    if not path.endswith((".tflite", ".onnx")):
+      from hand_tf.startup import quiet_tensorflow
+      quiet_tensorflow()
+    return cls(load_predictor(os.fspath(path), num_threads), num_threads)
+
+  @property
+  def input_size(self) -> int:
+    return self.predictor.input_size
+
+  def describe(self) -> str:
+    return self.predictor.describe()
+
+  def detect(self, image: np.ndarray):
+    """(keypoints [21, 2], confidence [21]) of the hand MediaPipe finds in `image`."""
+    if self._detector is None:
+      from hand_tf.detection.mediapipe import MediaPipeHandDetector
+      self._detector = MediaPipeHandDetector(num_threads=self.num_threads)
+    return self._detector.detect(image)
+
+  def __call__(self, image, detect: bool = True, box: Optional[Sequence[float]] = None,
+               keypoints: Optional[np.ndarray] = None,
+               confidence: Optional[np.ndarray] = None,
+               intrinsics: Optional[np.ndarray] = None,
+               place_on_keypoints: bool = True) -> List[Hand]:
+    """Reconstructs the hand in `image`.
+
+    Args:
+      image: a file path, or an [H, W, 3] uint8 RGB array.
+      detect: find the hand with MediaPipe (ignored when `box` or `keypoints` is given).
+      box: square crop (x0, y0, side, side) in image pixels.
+      keypoints, confidence: [21, 2] keypoints (image pixels) and [21] confidences from
+        your own detector; they place the crop (unless `box`) and the hand.
+      intrinsics: [3, 3] K of the image; default `camera.default_intrinsics`.
+      place_on_keypoints: move the hand rigidly onto the keypoints when there are any.
+
+    Returns:
+      The hands found: [] when `detect` finds none; one `Hand` otherwise (several hands
+      per image: not yet).
+    """
+    if isinstance(image, (str, os.PathLike)):
+      image = read_image(os.fspath(image))
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+      raise InputError(f"image must be a path or uint8 [H, W, 3] RGB, got {image.dtype} "
+                       f"{image.shape}")
+    height, width = image.shape[:2]
+    if keypoints is None and box is None and detect:
+      keypoints, confidence = self.detect(image)
+      if crops.box_from_keypoints(keypoints, confidence) is None:
+        return []
+    if box is not None:
+      box = np.asarray(box, np.float32)
+      box = np.array([box[0], box[1], box[2], box[2]], np.float32)
+    elif keypoints is not None:
+      box = crops.box_from_keypoints(keypoints, confidence)
+      if box is None:
+        raise InputError("the keypoints given have fewer than 3 confident points")
+    else:
+      box = crops.whole_image_box(height, width)
+    k = (camera.default_intrinsics(height, width) if intrinsics is None
+         else np.asarray(intrinsics, np.float32))
+    return [reconstruct.reconstruct(self.predictor, image, box, k, self.predictor.faces,
+                                    keypoints, confidence, place_on_keypoints)]
