@@ -41,11 +41,11 @@ def apparent_size_loss(predicted, detected, confidence):
   """|apparent size of the predicted 2D hand - that of the detections|, pixels.
 
   Apparent size: the confidence-weighted RMS distance of the 21 keypoints from their
-  weighted centroid.  Not one of the paper's terms (its weight is 0 by default).  Why it
-  exists: under pose uncertainty the joint term is smallest for a 2D hand shrunk toward
-  the mean (measured: the predicted 2D hands are 0.82x the true size on held-out
-  synthetic images), and with the scale prior holding the 3D size, the shrink becomes
-  depth (the same models place hands 1.17-1.24x too far).  The apparent size is easy to
+  weighted centroid.  Not one of the paper's terms (on by default; weight 0 trains the
+  paper's objective).  Why it exists: under pose uncertainty the joint term is smallest
+  for a 2D hand shrunk toward the mean (measured: predicted 2D hands 0.82x the true size
+  on held-out synthetic images), and with the scale prior holding the 3D size, the
+  shrink becomes depth (the same models place hands 1.17-1.24x too far).  The apparent size is easy to
   see whatever the pose, so matching it pins the depth.
 
   Args:
