@@ -204,20 +204,25 @@ def test_multi_worker_training_ends_with_identical_weights(tmp_path, synthetic_d
   worker's own (as each GPU's under MirroredStrategy) and are left out."""
   root, _ = synthetic_dataset
   out = tmp_path / "run"
-  workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
-  procs = []
-  for index in range(2):
-    env = dict(os.environ, TF_CONFIG=json.dumps(
-        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
-    procs.append(subprocess.Popen(
-        [sys.executable, "-m", "hand_tf.train", "--data_dir", str(root), "--detections",
-         str(root / "training_detections.json"), "--stage", "3d", "--image_size", "64",
-         "--batch_size", "4", "--epochs", "1", "--no_appearance", "--strategy",
-         "multi_worker", "--hourglass_features", "16",
-         "--hourglass_stacks", "1",
-         "--out_dir", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True))
-  results = [p.communicate(timeout=600) for p in procs]
+  # A port found free can be taken before the worker binds it (close-then-bind): a
+  # launch that fails to bind is retried with new ports rather than failing the test.
+  for _ in range(3):
+    workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
+    procs = []
+    for index in range(2):
+      env = dict(os.environ, TF_CONFIG=json.dumps(
+          {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+      procs.append(subprocess.Popen(
+          [sys.executable, "-m", "hand_tf.train", "--data_dir", str(root), "--detections",
+           str(root / "training_detections.json"), "--stage", "3d", "--image_size", "64",
+           "--batch_size", "4", "--epochs", "1", "--no_appearance", "--strategy",
+           "multi_worker", "--hourglass_features", "16",
+           "--hourglass_stacks", "1",
+           "--out_dir", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+          text=True))
+    results = [p.communicate(timeout=600) for p in procs]
+    if not any("address already in use" in err.lower() for _, err in results):
+      break
   for p, (_, stderr) in zip(procs, results):
     assert p.returncode == 0, stderr[-3000:]
   chief_out = results[0][0]
