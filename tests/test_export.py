@@ -307,3 +307,31 @@ def test_the_readme_api_example_runs_without_tensorflow(exported, tmp_path):
   assert vertices.shape == (778, 3) and faces.shape == (1538, 3)
   overlay = cv2.imread(str(tmp_path / "overlay.png"))
   assert overlay.shape == image.shape and np.any(overlay[..., ::-1] != image)
+
+
+def test_mobile_pipeline_keeps_the_last_box_when_detection_fails(exported):
+  """As MediaPipe's tracker does: a frame where the detector sees no hand is cropped
+  where the hand last was, and only detected frames are placed on keypoints."""
+  from hand_tf.data.crops import box_from_keypoints
+  from mobile_demo.pipeline import HandPipeline
+  _, out, _ = exported
+  seen = np.random.default_rng(1).uniform(20, 60, (21, 2)).astype(np.float32) + [30, 10]
+
+  class FlakyDetector:
+    def __init__(self):
+      self.calls = 0
+
+    def detect(self, image):
+      self.calls += 1
+      if self.calls == 2:  # the second frame: nothing found
+        return np.zeros((21, 2), np.float32), np.zeros(21, np.float32)
+      return seen, np.ones(21, np.float32)
+
+  pipeline = HandPipeline(str(out / "s2hand_fp32.tflite"), detector=FlakyDetector())
+  frame = np.full((120, 160, 3), 90, np.uint8)
+  first, _, timings = pipeline.process(frame, draw=False)
+  second, _, _ = pipeline.process(frame, draw=False)
+  np.testing.assert_allclose(first.box, box_from_keypoints(seen, np.ones(21)))
+  np.testing.assert_allclose(second.box, first.box)  # kept, not the whole frame
+  assert first.keypoints is not None and second.keypoints is None
+  assert "detect_ms" in timings and timings["total_ms"] >= timings["crop_infer_ms"]

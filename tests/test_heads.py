@@ -64,3 +64,18 @@ def test_translation_from_image_places_the_hand_where_the_crop_shows_it():
   np.testing.assert_allclose(pixels, size / 2 + nominal * crop[:, :2], atol=1e-3)
   np.testing.assert_allclose(translation[:, 2], crop[:, 2] * np.array([1.0, 2.0, 1.0]),
                              rtol=1e-5)
+
+
+def test_soft_argmax_reads_pixel_centres_in_the_camera_convention():
+  """A sharp peak on image pixel (row r, column c) reads as (c + 0.5, r + 0.5): the pixel
+  centre, the convention of `hand_tf.camera` (pixel c covers [c, c + 1))."""
+  from hand_tf.model.hourglass import SoftArgmax2D
+  size = 16
+  heatmaps = np.full((1, size, size, 2), -50.0, np.float32)
+  heatmaps[0, 3, 11, 0] = 50.0  # row 3, column 11
+  heatmaps[0, 0, 0, 1] = 50.0   # the corner pixel
+  uv = SoftArgmax2D(size)(tf.constant(heatmaps)).numpy()[0]
+  np.testing.assert_allclose(uv, [[11.5, 3.5], [0.5, 0.5]], atol=1e-3)
+  # A flat map reads as the image centre.
+  flat = SoftArgmax2D(size)(tf.zeros([1, 4, 4, 1])).numpy()[0, 0]
+  np.testing.assert_allclose(flat, [size / 2, size / 2], atol=1e-4)
