@@ -46,7 +46,8 @@ def apparent_size_loss(predicted, detected, confidence):
   for a 2D hand shrunk toward the mean (measured: predicted 2D hands 0.82x the true size
   on held-out synthetic images), and with the scale prior holding the 3D size, the
   shrink becomes depth (the same models place hands 1.17-1.24x too far).  The apparent
-  size is easy to see whatever the pose, so matching it pins the depth.
+  size is easy to see whatever the pose, so matching it pins the depth (the objective
+  passes joints whose gradient reaches only the hand's placement, not its articulation).
 
   Args:
     predicted, detected: [B, 21, 2] pixels.

@@ -242,3 +242,32 @@ def test_ssim_of_an_over_lit_render_is_finite(graph_optimizations):
   other, gradient = value_and_gradient(render, image)
   assert np.all(np.abs(other.numpy()) <= 1.0) and np.all(np.isfinite(gradient.numpy()))
   assert np.isfinite(float(losses.ssim_loss(render, image, mask)))
+
+
+def test_apparent_size_term_moves_the_hand_not_its_fingers():
+  """The objective's apparent-size term trains the placement (translation and scale
+  heads), not the pose, shape or rotation heads: it is there to pin the depth."""
+  from hand_tf.training.objective import Objective, ObjectiveConfig
+  from hand_tf.training.settings import LossWeights
+  size = 64
+  inference, training = build_models(ModelConfig(image_size=size, hourglass_features=16))
+  rng = np.random.default_rng(2)
+  batch = {"image": tf.constant(rng.uniform(0, 1, (2, size, size, 3)), tf.float32),
+           "intrinsics": tf.constant(np.tile([[[120.0, 0, 32], [0, 120.0, 32], [0, 0, 1]]],
+                                             (2, 1, 1)), tf.float32),
+           "keypoints": _keypoints(4) * (size / 224), "confidence": tf.fill([2, 21], 0.9)}
+  only_size = LossWeights(**{**{n: 0.0 for n in LossWeights.__dataclass_fields__},
+                             "apparent_size": 1.0})
+  objective = Objective(inference.get_layer("place_hand").mano.faces,
+                        ObjectiveConfig(stage="3d", appearance=False, weights=only_size))
+  assert objective.terms == ("apparent_size",)
+  head = training.get_layer("geometry_head")
+  with tf.GradientTape() as tape:
+    values = objective(training([batch["image"], batch["intrinsics"]], training=True), batch)
+  groups = {name: getattr(head, f"{name}_head").trainable_variables
+            for name in ("translation", "scale", "pose", "shape", "rotation")}
+  grads = tape.gradient(values["total"], groups)
+  norm = {name: sum(float(tf.reduce_sum(tf.abs(g))) for g in group if g is not None)
+          for name, group in grads.items()}
+  assert norm["translation"] > 0 and norm["scale"] > 0, norm
+  assert norm["pose"] == norm["shape"] == norm["rotation"] == 0.0, norm

@@ -41,8 +41,8 @@ class LossWeights:
   texture_regularization: float = 5e-3  # mtex
   ssim: float = 1e-3             # ssim_tex
   # Not in the paper (--w_apparent_size 0 trains the paper's objective): it stops the 2D
-  # shrink that became depth error (J+B+P at 320 steps: MPJPE 153 -> 81 mm, PA-MPJPE
-  # 16.6 -> 15.3; hand_tf.losses.apparent_size_loss, README "Status").
+  # shrink that became depth error (demo configuration: MPJPE 984 -> 82 mm; see
+  # hand_tf.losses.apparent_size_loss and README "Training").
   apparent_size: float = 1e-3
   joint_3d: float = 100.0        # FSL only
   joint_3d_root_relative: float = 100.0  # FSL only
