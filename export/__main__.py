@@ -44,9 +44,9 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   from export.exporter import FORMATS as KNOWN_FORMATS
   from export.exporter import ParityError, calibration_set, export_model
-  from hand_tf.contract import ModelFileError
+  from hand_tf.contract import ModelFileError, read_held_out
   from hand_tf.io import InputError
-  from hand_tf.predictors import load_checkpoint_model
+  from hand_tf.predictors import load_checkpoint_model, resolve_checkpoint
   try:
     formats = expand_formats(FORMATS.value)
     unknown = sorted(set(formats) - set(KNOWN_FORMATS))
@@ -57,7 +57,8 @@ def main(argv):
     images, intrinsics = calibration_set(config.image_size, NUM_CALIBRATION.value,
                                          CALIBRATION_DIR.value, config.mano_model_path)
     report = export_model(model, config.image_size, OUT.value, formats, images, intrinsics,
-                          PARITY_COUNT.value)
+                          PARITY_COUNT.value, held_out=read_held_out(
+                              resolve_checkpoint(CHECKPOINT.value)))
   except (ParityError, ModelFileError, InputError) as e:
     print(f"export: {e}", file=sys.stderr)
     sys.exit(1)

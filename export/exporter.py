@@ -165,7 +165,7 @@ def _convert_to_onnx(function, path: str) -> None:
 
 def export_model(model, image_size: int, out_dir: str, formats: Sequence[str],
                  images: np.ndarray, intrinsics: np.ndarray, parity_count: int = 4,
-                 log=print) -> Dict[str, dict]:
+                 log=print, held_out: Optional[dict] = None) -> Dict[str, dict]:
   """Exports `model` (the Keras inference model) and checks parity.
 
   Args:
@@ -176,6 +176,9 @@ def export_model(model, image_size: int, out_dir: str, formats: Sequence[str],
     images: `[M, S, S, 3]` uint8 images: int8 calibration and parity inputs.
     intrinsics: `[M, 3, 3]` their K.
     parity_count: how many of the images the parity check runs.
+    log: where progress lines go.
+    held_out: the model's recorded held-out figures (`hand_tf.contract.read_held_out`),
+      carried into `hand_mesh.json` so that its users are told how it did.
 
   Returns:
     {format: {"path", "bytes", "max_vertex_mm", "mean_vertex_mm", "max_joints2d_px",
@@ -202,7 +205,8 @@ def export_model(model, image_size: int, out_dir: str, formats: Sequence[str],
     result.add_endpoint("serve_with_intrinsics", serve_k, serve_k.input_signature)
     return result, serve_k
 
-  contract.write_mesh_file(out_dir, model.get_layer("place_hand").mano.faces, image_size)
+  contract.write_mesh_file(out_dir, model.get_layer("place_hand").mano.faces, image_size,
+                           held_out)
   report = {}
   with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
     if "saved_model" in formats:

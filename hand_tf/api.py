@@ -57,6 +57,13 @@ class HandReconstructor:
   def describe(self) -> str:
     return self.predictor.describe()
 
+  def caveat(self) -> Optional[str]:
+    """One line on what this model is not (small, untested, or losing to the template
+    hand on its recorded held-out set), or None: see `contract.model_caveat`."""
+    from hand_tf.contract import model_caveat, read_held_out
+    path = self.predictor.path
+    return model_caveat(self.input_size, read_held_out(path) if path else None)
+
   def detect(self, image: np.ndarray):
     """(keypoints [21, 2], confidence [21]) of the hand MediaPipe finds in `image`."""
     if self._detector is None:

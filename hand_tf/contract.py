@@ -8,7 +8,7 @@ one input size, read from the artefact itself by `hand_tf.predictors`, and a
 """
 
 import os
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -24,6 +24,10 @@ OUTPUT_UNITS = {"vertices": "m, camera frame (x right, y down, z forward)",
                 "pose": "axis-angle rad [16, 3]", "camera": "scale, axis-angle [3], m [3]",
                 "texture": "RGB in [0, 1]", "lighting": "11 values (see renderer)"}
 MESH_FILE = "hand_mesh.json"
+# Written by `hand_tf.evaluate` beside a checkpoint; carried into `hand_mesh.json`.
+HELD_OUT_FILE = "held_out.json"
+# Below this input size a network is the demo's kind (the paper's is 224 px).
+SMALL_INPUT_SIZE = 128
 
 
 class ModelFileError(io.InputError):
@@ -35,14 +39,60 @@ def at_input_size(pixels_at_reference: float, image_size: int) -> float:
   return pixels_at_reference * image_size / REFERENCE_SIZE
 
 
-def write_mesh_file(out_dir: str, faces: np.ndarray, image_size: int) -> str:
-  """Writes `hand_mesh.json` (faces `[1538, 3]`, names, units, input size); its path."""
+def write_mesh_file(out_dir: str, faces: np.ndarray, image_size: int,
+                    held_out: Optional[dict] = None) -> str:
+  """Writes `hand_mesh.json` (faces `[1538, 3]`, names, units, input size, and the
+  model's recorded held-out figures when there are any); its path."""
   path = os.path.join(out_dir, MESH_FILE)
   io.write_json(path, {"faces": np.asarray(faces).tolist(),
                        "keypoint_names": list(constants.KEYPOINT_NAMES),
                        "outputs": list(OUTPUT_NAMES), "input_size": int(image_size),
-                       "units": OUTPUT_UNITS})
+                       "units": OUTPUT_UNITS, "held_out": held_out})
   return path
+
+
+def read_held_out(model_path: str) -> Optional[dict]:
+  """The held-out figures recorded with a model: `held_out.json` in a checkpoint's
+  folder (written by `hand_tf.evaluate`), or the `held_out` of an export's
+  `hand_mesh.json`; None when none were recorded."""
+  folder = model_path if os.path.isdir(model_path) else os.path.dirname(
+      os.path.abspath(model_path))
+  for candidate in (folder, os.path.dirname(folder), os.path.dirname(os.path.dirname(folder))):
+    for name, key in ((HELD_OUT_FILE, None), (MESH_FILE, "held_out")):
+      path = os.path.join(candidate, name)
+      if os.path.isfile(path):
+        try:
+          value = io.load_json(path)
+        except io.InputError:
+          return None
+        return value.get(key) if key else value
+  return None
+
+
+def model_caveat(input_size: int, held_out: Optional[dict]) -> Optional[str]:
+  """One line telling a user what the loaded model is not, or None.
+
+  A constant-looking result from a small demo network must not be mistaken for what
+  the method does: say when the network is small, when its recorded held-out figures
+  do not beat the template hand, and when none were recorded.
+  """
+  notes = []
+  if input_size < SMALL_INPUT_SIZE:
+    notes.append(f"this is a small {input_size} px network (the demo's kind, trained for "
+                 "minutes on a CPU)")
+  if held_out is None:
+    notes.append("no held-out figures were recorded with it (run hand_tf.evaluate on its "
+                 "run folder before exporting)")
+  elif held_out.get("template"):
+    model, template = held_out["metrics"], held_out["template"]
+    losing = [name for key, name in (("pa_mpjpe", "PA-MPJPE"), ("mpjpe", "MPJPE"))
+              if model[key] >= template[key]]
+    if losing:
+      figures = ", ".join(f"{name} {model[key]:.1f} vs {template[key]:.1f} mm"
+                          for key, name in (("pa_mpjpe", "PA-MPJPE"), ("mpjpe", "MPJPE")))
+      notes.append(f"on its held-out set ({held_out.get('count', '?')} images) it does "
+                   f"not beat the template hand on {' and '.join(losing)} ({figures})")
+  return ("note: " + "; ".join(notes) + ".") if notes else None
 
 
 def read_mesh_file(model_path: str) -> Tuple[np.ndarray, int]:

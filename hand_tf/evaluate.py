@@ -24,6 +24,33 @@ BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Images per predictor call."
 NUM_THREADS = flags.DEFINE_integer("num_threads", 2, "Threads for TFLite / ONNX Runtime.")
 
 
+def _record_held_out(evaluation, records):
+  """Writes `held_out.json` beside the checkpoint (export carries it into the exported
+  model, whose users are then told how it did): the figures, and the template hand's
+  on the same images when the split has detections."""
+  import os
+
+  from hand_tf.contract import HELD_OUT_FILE
+  from hand_tf.data.freihand import annotation_path, read_freihand
+  from hand_tf.eval import report, template
+  from hand_tf.io import write_json
+  from hand_tf.predictors import resolve_checkpoint
+  keys = ("pa_mpjpe", "mpjpe", "pa_mpvpe", "f5", "f15", "spread_mm")
+  value = {"data_dir": DATA_DIR.value, "split": SPLIT.value, "count": len(records),
+           "metrics": {k: evaluation["metrics"][k] for k in keys if k in evaluation["metrics"]},
+           "template": None}
+  detections = annotation_path(DATA_DIR.value, SPLIT.value, "detections")
+  if os.path.isfile(detections) and not LIMIT.value:
+    with_detections = read_freihand(DATA_DIR.value, SPLIT.value, detections=detections,
+                                    image_size=records.image_size,
+                                    source_size=SOURCE_SIZE.value)
+    baseline = report.evaluate_records(template.template_predictions(with_detections),
+                                       with_detections)["metrics"]
+    value["template"] = {k: baseline[k] for k in keys if k in baseline}
+  folder = os.path.dirname(resolve_checkpoint(MODEL.value))
+  write_json(os.path.join(folder, HELD_OUT_FILE), value)
+
+
 def main(argv):
   del argv
   if not MODEL.value.endswith((".tflite", ".onnx")):  # those run without TensorFlow
@@ -45,6 +72,8 @@ def main(argv):
                       {"model": MODEL.value, "loaded": predictor.describe(),
                        "data_dir": DATA_DIR.value,
                        "split": SPLIT.value})
+  if predictor.kind == "checkpoint":
+    _record_held_out(evaluation, records)
   print(report.format_table({predictor.kind: evaluation["metrics"]}))
   print(f"{len(records)} samples; report in {OUT.value}/ (metrics.json, pck.png, pred.json)")
 

@@ -61,6 +61,9 @@ def main(argv):
   images = inputs.image_paths(argv[1:])
   reconstructor = HandReconstructor.load(MODEL.value, NUM_THREADS.value)
   logging.info("model: %s", reconstructor.describe())
+  caveat = reconstructor.caveat()
+  if caveat:
+    logging.warning("%s", caveat)
   table = read_detections(KEYPOINTS.value) if KEYPOINTS.value else None
   k_given = (np.asarray(load_json(INTRINSICS.value, "intrinsics"), np.float32)
              if INTRINSICS.value else None)

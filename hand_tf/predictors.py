@@ -66,6 +66,7 @@ class Predictor:
   input_size: int
   faces: np.ndarray
   source: str = "<memory>"
+  path: Optional[str] = None  # the file or checkpoint prefix loaded; None: built in memory
 
   def describe(self) -> str:
     """One line for logs: runtime, what was loaded, input size."""
@@ -96,6 +97,7 @@ class KerasPredictor(Predictor):
       config, model = load_checkpoint_model(path)
       image_size = config.image_size
       prefix = resolve_checkpoint(path)
+      self.path = prefix
       stage = os.path.basename(os.path.dirname(prefix))
       step = prefix.rsplit("-", 1)[-1]
       self.source = (f"{prefix} (step {step}" + (f", stage '{stage}')" if stage in
@@ -197,5 +199,5 @@ def load_predictor(path: str, num_threads: Optional[int] = 2) -> Predictor:
     predictor = SavedModelPredictor(os.path.join(path, "saved_model"))
   else:
     return KerasPredictor(path)  # names its checkpoint itself
-  predictor.source = path
+  predictor.source = predictor.path = path
   return predictor

@@ -9,6 +9,7 @@ per image), video files (writes annotated.mp4), or camera:N (OpenCV capture;
 """
 
 import os
+import sys
 
 import cv2
 import numpy as np
@@ -33,6 +34,7 @@ MAX_FRAMES = flags.DEFINE_integer("max_frames", 300, "Frames to read from a vide
 
 def main(argv):
   del argv
+  from hand_tf.contract import model_caveat, read_held_out
   from hand_tf.io import InputError, output_folder, write_json
   from mobile_demo.pipeline import HandPipeline
   detector = None
@@ -45,6 +47,9 @@ def main(argv):
     box = np.array([x0, y0, side, side], np.float32)
   pipeline = HandPipeline(MODEL.value, NUM_THREADS.value, detector, box, FOCAL.value,
                           PLACE.value)
+  caveat = model_caveat(pipeline.predictor.input_size, read_held_out(MODEL.value))
+  if caveat:
+    print(caveat, file=sys.stderr, flush=True)
   with output_folder(OUT.value):
     writer, video_path, rows = None, os.path.join(OUT.value, "annotated.mp4"), []
     for name, frame, is_video, fps in inputs.frames(INPUT.value, MAX_FRAMES.value):

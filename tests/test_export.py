@@ -279,6 +279,17 @@ def test_evaluate_cli_reports_freihand_metrics_and_pred_json(exported, tmp_path)
   assert cv2.imread(str(tmp_path / "eval" / "pck.png")) is not None
   assert "PA-MPJPE" in result.stdout
   assert f"model: onnx {out / 's2hand.onnx'}, {SIZE} px input" in result.stdout
+  # Evaluating a checkpoint records its figures (and the template hand's) beside it,
+  # which export carries to the model's users.
+  checkpoint = exported[0]
+  result = _cli("hand_tf.evaluate", "--model", checkpoint, "--data_dir", data, "--split",
+                "training", "--source_size", SIZE, "--out", tmp_path / "eval_ckpt")
+  assert result.returncode == 0, result.stderr[-3000:]
+  held_out = json.loads((checkpoint / "held_out.json").read_text())
+  assert held_out["count"] == 6 and held_out["template"]["mpjpe"] > 0
+  assert held_out["metrics"]["pa_mpjpe"] == pytest.approx(
+      json.loads((tmp_path / "eval_ckpt" / "metrics.json").read_text())["metrics"]["pa_mpjpe"])
+  (checkpoint / "held_out.json").unlink()  # the module's other tests see it as exported
   # The synthesizer writes a training split; the default split says how to reach it.
   result = _cli("hand_tf.evaluate", "--model", out / "s2hand.onnx", "--data_dir", data,
                 "--out", tmp_path / "eval2")
