@@ -22,15 +22,21 @@ _RUN_MODULE = 'runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True
 _RUN_FILE = 'runpy.run_path(sys.argv[0], run_name="__main__")\n'
 
 
-def _env(extra=None):
+def _env(extra=None, as_user=False):
+  """The tests' environment; `as_user`: without a TF log level chosen (a user's shell),
+  so that the tools' own quiet start is what is tested."""
+  if as_user:
+    return {**{k: v for k, v in os.environ.items()
+               if k not in ("TF_CPP_MIN_LOG_LEVEL", "HAND_TF_QUIET_START")}, **(extra or {})}
   return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(extra or {})}
 
 
-def run_cli(module, *args, timeout=600, without_tensorflow=False, env=None):
+def run_cli(module, *args, timeout=600, without_tensorflow=False, env=None, as_user=False):
   """`python -m module args...`; returns the CompletedProcess (text stdout/stderr)."""
   prefix = ["-c", _BLOCK_TENSORFLOW + _RUN_MODULE] if without_tensorflow else ["-m"]
   return subprocess.run([sys.executable, *prefix, module, *map(str, args)],
-                        capture_output=True, text=True, timeout=timeout, env=_env(env))
+                        capture_output=True, text=True, timeout=timeout,
+                        env=_env(env, as_user))
 
 
 def run_script_without_tensorflow(path, cwd, timeout=600):

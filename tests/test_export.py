@@ -346,3 +346,16 @@ def test_mobile_pipeline_keeps_the_last_box_when_detection_fails(exported):
   np.testing.assert_allclose(second.box, first.box)  # kept, not the whole frame
   assert first.keypoints is not None and second.keypoints is None
   assert "detect_ms" in timings and timings["total_ms"] >= timings["crop_infer_ms"]
+
+
+def test_export_cli_log_is_short_lines_of_its_own(exported, tmp_path):
+  """No TensorFlow dumps in what a user reads: no multi-thousand-character lines of
+  renamed inputs, no TensorSpec listings, no C++ start-up banners."""
+  checkpoint, _, _ = exported
+  result = run_cli("export", "--checkpoint", checkpoint, "--out", tmp_path / "out",
+                   "--formats", "tflite_fp32,onnx", "--parity_count", 1, "--num_calibration",
+                   2, as_user=True)
+  assert result.returncode == 0, result.stderr[-3000:]
+  lines = (result.stdout + result.stderr).splitlines()
+  assert lines and max(len(line) for line in lines) < 300, max(lines, key=len)[:300]
+  assert not [line for line in lines if "TensorSpec" in line or "oneDNN" in line]
