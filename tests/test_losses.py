@@ -171,7 +171,7 @@ def test_every_loss_reaches_the_network():
 def test_2d_terms_measure_pixels_of_the_paper_crop_whatever_the_input_size():
   from hand_tf.training.objective import Objective, ObjectiveConfig
   faces = np.zeros((1, 3), np.int32)
-  others = ("scale", "shape", "skeleton", "laplacian")
+  others = ("apparent_size", "scale", "shape", "skeleton", "laplacian")
   objective = Objective(faces, ObjectiveConfig(stage="3d", appearance=False, disabled=others))
   detected = _keypoints(1) / 224.0
   predicted = _keypoints(2) / 224.0
@@ -195,7 +195,8 @@ def test_2d_terms_measure_pixels_of_the_paper_crop_whatever_the_input_size():
   per_sample = tf.norm(joints[:, a] - joints[:, b], axis=-1)
   own = Objective(faces, ObjectiveConfig(
       stage="3d", appearance=False, scale_target_m=length,
-      disabled=("joint_location", "bone_direction", "shape", "skeleton", "laplacian")))
+      disabled=("joint_location", "bone_direction", "apparent_size", "shape", "skeleton",
+                "laplacian")))
   value = own({"joints3d": joints, "joints2d": predicted}, {"image": tf.zeros([2, 8, 8, 3]),
                                       "keypoints": detected, "confidence": confidence})
   np.testing.assert_allclose(value["scale"], tf.reduce_mean(tf.abs(per_sample - length)),
