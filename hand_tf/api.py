@@ -98,15 +98,16 @@ class HandReconstructor:
       raise InputError(f"image must be a path or uint8 [H, W, 3] RGB, got {image.dtype} "
                        f"{image.shape}")
     height, width = image.shape[:2]
-    if keypoints is None and box is None and detect:
+    detected = keypoints is None and box is None and detect
+    if detected:
       keypoints, confidence = self.detect(image)
-      if crops.box_from_keypoints(keypoints, confidence) is None:
-        return []
     if box is not None:
       box = np.asarray(box, np.float32)
       box = np.array([box[0], box[1], box[2], box[2]], np.float32)
     elif keypoints is not None:
       box = crops.box_from_keypoints(keypoints, confidence)
+      if box is None and detected:
+        return []
       if box is None:
         raise InputError("the keypoints given have fewer than 3 confident points")
     else:

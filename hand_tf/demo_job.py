@@ -60,12 +60,17 @@ def synthesize_split(log, root, split, num, size, seed, mano, max_rotation_deg=N
   run_module(log, *args)
 
 
+def _held_out_records(data, size):
+  """The held-out split with its detections (what the template and PnP rows fit to)."""
+  from hand_tf.data.freihand import read_freihand
+  return read_freihand(data, "evaluation", image_size=size, source_size=size,
+                       detections=os.path.join(data, "evaluation_detections.json"))
+
+
 def template_baseline(data, size, mano_model_path=None):
   """Metrics and PCK curves of the template hand (mean hand, PnP camera) on the test set."""
-  from hand_tf.data.freihand import read_freihand
   from hand_tf.eval import report, template
-  records = read_freihand(data, "evaluation", image_size=size, source_size=size,
-                          detections=os.path.join(data, "evaluation_detections.json"))
+  records = _held_out_records(data, size)
   evaluation = report.evaluate_records(
       template.template_predictions(records, mano_model_path), records)
   return evaluation["metrics"], evaluation["pck"]
@@ -74,11 +79,9 @@ def template_baseline(data, size, mano_model_path=None):
 def placed_on_detections(data, size, prediction_file):
   """Metrics of a report's predictions (`pred.json`) moved rigidly onto the test
   detections by the template's PnP fit: the network's hands given the template's help."""
-  from hand_tf.data.freihand import read_freihand
   from hand_tf.eval import report, template
   from hand_tf.io import load_json
-  records = read_freihand(data, "evaluation", image_size=size, source_size=size,
-                          detections=os.path.join(data, "evaluation_detections.json"))
+  records = _held_out_records(data, size)
   joints, vertices = load_json(prediction_file, "predictions")
   placed = template.place_on_keypoints(
       {"joints3d": np.asarray(joints, np.float32), "vertices": np.asarray(vertices, np.float32)},
