@@ -43,8 +43,8 @@ def main(argv):
   # The export prints its own lines; TF's savers log each file they write at INFO.
   logging.set_verbosity(logging.WARNING)
   from export.exporter import FORMATS as KNOWN_FORMATS
-  from export.exporter import ParityError, calibration_set, export_model
-  from hand_tf.contract import ModelFileError, read_held_out
+  from export.exporter import ParityError, calibration_set, check_output_folder, export_model
+  from hand_tf.contract import read_held_out
   from hand_tf.io import InputError
   from hand_tf.predictors import load_checkpoint_model, resolve_checkpoint
   try:
@@ -53,18 +53,22 @@ def main(argv):
     if unknown:
       raise InputError(f"--formats: unknown {unknown}; choose from tflite, "
                        f"{', '.join(KNOWN_FORMATS)}")
+    check_output_folder(OUT.value)  # before the slow part
     config, model = load_checkpoint_model(CHECKPOINT.value)
+    print(f"model: {resolve_checkpoint(CHECKPOINT.value)}, {config.image_size} px input",
+          flush=True)
     images, intrinsics = calibration_set(config.image_size, NUM_CALIBRATION.value,
                                          CALIBRATION_DIR.value, config.mano_model_path)
     report = export_model(model, config.image_size, OUT.value, formats, images, intrinsics,
                           PARITY_COUNT.value, held_out=read_held_out(
                               resolve_checkpoint(CHECKPOINT.value)))
-  except (ParityError, ModelFileError, InputError) as e:
-    print(f"export: {e}", file=sys.stderr)
+  except ParityError as e:  # the export failed at its job; not a usage error
+    print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
   for kind, row in report.items():
+    vertices = row["outputs"]["vertices"]
     print(f"{kind:12s} {row['bytes'] / 1e6:7.1f} MB  vertex difference max "
-          f"{row['max_vertex_mm']:.4f} mm, mean {row['mean_vertex_mm']:.4f} mm")
+          f"{vertices['max']:.4f} mm, mean {vertices['mean']:.4f} mm")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ Layout of the output folder:
   s2hand.onnx           inputs images, intrinsics as above
   hand_mesh.json        faces, keypoint names, output names and units
   parity.json           the parity check's figures
-Each artefact is written under a temporary name and renamed into place, so an
-interrupted export never leaves a half-written file under a final name.
+The set is built and parity-checked in a staging folder and then switched into place,
+so an interrupted export never leaves a mix of old and new files (see `export_model`).
 """
 
 import os
@@ -24,22 +24,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hand_tf import contract
-from hand_tf.io import write_json
+from export import parity
+from hand_tf import contract, io
 from hand_tf.predictors import load_predictor
 from hand_tf.serving import InferenceModule
 
 FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx")
-# Which vertex difference to the Keras model each artefact is held to, and its bound
-# (mm).  Float artefacts are held to the largest: a conversion bug shows at one vertex.
-# int8 rounding is noise, whose largest value over a few images swings with the weights
-# (31-66 mm on untrained models of one config): it is held to the mean distance, which
-# is stable (9-12 mm there; 6 mm on the demo's trained model; 33 mm when MANO and the
-# camera heads ran in int8 too, see `_keeps_float`).  fp16 weights are rounding noise
-# too: two demo models' largest difference was 2.9 and 5.9 mm, the second's mean 0.7 mm.
-TOLERANCE = {"saved_model": ("max_vertex_mm", 0.01), "tflite_fp32": ("max_vertex_mm", 0.1),
-             "onnx": ("max_vertex_mm", 0.1), "tflite_fp16": ("mean_vertex_mm", 2.0),
-             "tflite_int8": ("mean_vertex_mm", 20.0)}
+PARITY_FILE = "parity.json"
 ARTEFACT = {"saved_model": "saved_model", "tflite_fp32": "s2hand_fp32.tflite",
             "tflite_fp16": "s2hand_fp16.tflite", "tflite_int8": "s2hand_int8.tflite",
             "onnx": "s2hand.onnx"}
@@ -79,18 +70,6 @@ def _float_ops(float_model: bytes):
 
 class ParityError(RuntimeError):
   pass
-
-
-def _replace(tmp_path: str, final_path: str) -> None:
-  """Renames into place; an existing folder is swapped out before it is deleted."""
-  if os.path.isdir(final_path):
-    old = final_path + ".old"
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(final_path, old)
-    os.replace(tmp_path, final_path)
-    shutil.rmtree(old)
-  else:
-    os.replace(tmp_path, final_path)
 
 
 def _tflite(source_dir: str, kind: str, calibration: np.ndarray,
@@ -168,10 +147,14 @@ def export_model(model, image_size: int, out_dir: str, formats: Sequence[str],
                  log=print, held_out: Optional[dict] = None) -> Dict[str, dict]:
   """Exports `model` (the Keras inference model) and checks parity.
 
+  The whole set is built and checked in a staging folder beside `out_dir`, then
+  switched in (`hand_tf.io.switch_into_place`): an interrupted or failed export leaves
+  `out_dir` as it was (the previous export, complete, or nothing).
+
   Args:
     model: inference model of `hand_tf.model.s2hand.build_models`.
     image_size: its input side S.
-    out_dir: output folder (created).
+    out_dir: output folder: new, or holding a previous export (nothing else).
     formats: subset of FORMATS.
     images: `[M, S, S, 3]` uint8 images: int8 calibration and parity inputs.
     intrinsics: `[M, 3, 3]` their K.
@@ -181,17 +164,56 @@ def export_model(model, image_size: int, out_dir: str, formats: Sequence[str],
       carried into `hand_mesh.json` so that its users are told how it did.
 
   Returns:
-    {format: {"path", "bytes", "max_vertex_mm", "mean_vertex_mm", "max_joints2d_px",
-    "gate", "tolerance_mm"}}: `gate` names the figure held to `tolerance_mm`.
+    {format: {"file", "bytes", "ok", "outputs": {output: `parity.compare` row}}}, also
+    written as `parity.json`.
 
   Raises:
-    ParityError: an artefact differs from the Keras model beyond its tolerance (the
-      artefact is kept so it can be inspected; parity.json says which).
+    ParityError: an artefact differs from the Keras model beyond a tolerance; the set is
+      then left in `OUT_DIR.failed` for inspection, and `out_dir` is untouched.
+    InputError: `out_dir` holds files that are not an export's.
   """
   unknown = set(formats) - set(FORMATS)
   if unknown:
     raise ValueError(f"unknown formats {sorted(unknown)}; choose from {FORMATS}")
-  os.makedirs(out_dir, exist_ok=True)
+  check_output_folder(out_dir)
+  staging = io.staging_folder(out_dir)
+  try:
+    _write_artefacts(model, image_size, staging, formats, images, intrinsics, log, held_out)
+    report = _check_parity(model, image_size, staging, formats, images[:parity_count],
+                           intrinsics[:parity_count], log)
+    io.write_json(os.path.join(staging, PARITY_FILE), report)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+  failures = [kind for kind, row in report.items() if not row["ok"]]
+  if failures:
+    failed = os.path.normpath(out_dir) + ".failed"
+    shutil.rmtree(failed, ignore_errors=True)
+    os.rename(staging, failed)
+    raise ParityError(f"{failures} beyond parity tolerance: kept for inspection in {failed} "
+                      f"(see its {PARITY_FILE}); {out_dir} is unchanged")
+  io.switch_into_place(staging, out_dir)
+  log(f"wrote {out_dir}: {', '.join(ARTEFACT[k] for k in formats)}, {contract.MESH_FILE}, "
+      f"{PARITY_FILE}")
+  return report
+
+
+def check_output_folder(out_dir: str) -> None:
+  """InputError if `out_dir` holds anything an export did not write (replacing the
+  folder would delete it)."""
+  if not os.path.isdir(out_dir):
+    if os.path.exists(out_dir):
+      raise io.InputError(f"{out_dir}: exists and is not a folder; choose another --out")
+    return
+  ours = set(ARTEFACT.values()) | {contract.MESH_FILE, PARITY_FILE}
+  foreign = sorted(n for n in os.listdir(out_dir)
+                   if n not in ours and not n.startswith((".export-", ".tmp-")))
+  if foreign:
+    raise io.InputError(f"{out_dir}: holds files an export did not write ({foreign[0]}, ...); "
+                        "export into a new or empty folder")
+
+
+def _write_artefacts(model, image_size, folder, formats, images, intrinsics, log, held_out):
   module = InferenceModule(model, image_size)
 
   def archive(batch, size, with_default_k):
@@ -205,62 +227,45 @@ def export_model(model, image_size: int, out_dir: str, formats: Sequence[str],
     result.add_endpoint("serve_with_intrinsics", serve_k, serve_k.input_signature)
     return result, serve_k
 
-  contract.write_mesh_file(out_dir, model.get_layer("place_hand").mano.faces, image_size,
+  contract.write_mesh_file(folder, model.get_layer("place_hand").mano.faces, image_size,
                            held_out)
-  report = {}
-  with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
-    if "saved_model" in formats:
-      staged = os.path.join(tmp, "saved_model")
-      archive(None, None, True)[0].write_out(os.path.join(staged, "1"), verbose=False)
-      _replace(staged, os.path.join(out_dir, "saved_model"))
-      log(f"wrote {out_dir}/saved_model/1")
-    lite = [f for f in formats if f.startswith("tflite")]
-    if lite:
-      source = os.path.join(tmp, "fixed_shape")
+  if "saved_model" in formats:
+    archive(None, None, True)[0].write_out(os.path.join(folder, "saved_model", "1"),
+                                           verbose=False)
+    log("built saved_model/1")
+  lite = [f for f in formats if f.startswith("tflite")]
+  if lite:
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".work-") as work:
       fixed, _ = archive(1, image_size, False)
-      fixed.write_out(source, verbose=False)
+      fixed.write_out(work, verbose=False)
       float_model = None
       for kind in sorted(lite, key=FORMATS.index):  # fp32 first: int8 reuses it
-        data = _tflite(source, kind, images, intrinsics, float_model)
+        data = _tflite(work, kind, images, intrinsics, float_model)
         if kind == "tflite_fp32":
           float_model = data
-        staged = os.path.join(tmp, ARTEFACT[kind])
-        with open(staged, "wb") as f:
+        with open(os.path.join(folder, ARTEFACT[kind]), "wb") as f:
           f.write(data)
-        _replace(staged, os.path.join(out_dir, ARTEFACT[kind]))
-        log(f"wrote {out_dir}/{ARTEFACT[kind]} ({len(data) / 1e6:.1f} MB)")
-    if "onnx" in formats:
-      staged = os.path.join(tmp, ARTEFACT["onnx"])
-      _write_onnx(module.functions(1, image_size, image_size)[1], staged)
-      _replace(staged, os.path.join(out_dir, ARTEFACT["onnx"]))
-      log(f"wrote {out_dir}/{ARTEFACT['onnx']}")
+        log(f"built {ARTEFACT[kind]} ({len(data) / 1e6:.1f} MB)")
+  if "onnx" in formats:
+    _write_onnx(module.functions(1, image_size, image_size)[1],
+                os.path.join(folder, ARTEFACT["onnx"]))
+    log(f"built {ARTEFACT['onnx']}")
 
-  parity_images, parity_k = images[:parity_count], intrinsics[:parity_count]
-  serve_k = module.functions()[1]
-  reference = {k: v.numpy() for k, v in serve_k(parity_images, parity_k).items()}
-  failures = []
+
+def _check_parity(model, image_size, folder, formats, images, intrinsics, log):
+  serve_k = InferenceModule(model, image_size).functions()[1]
+  reference = {k: v.numpy() for k, v in serve_k(images, intrinsics).items()}
+  report = {}
   for kind in formats:
-    path = os.path.join(out_dir, ARTEFACT[kind])
-    got = load_predictor(path).predict(parity_images, parity_k)
-    difference = got["vertices"] - reference["vertices"]
+    path = os.path.join(folder, ARTEFACT[kind])
+    got = load_predictor(path).predict(images, intrinsics)
     size = (sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
             if os.path.isdir(path) else os.path.getsize(path))
-    gate, tolerance = TOLERANCE[kind]
-    row = {"path": path, "bytes": size,
-           "max_vertex_mm": float(np.abs(difference).max() * 1000),
-           "mean_vertex_mm": float(np.linalg.norm(difference, axis=-1).mean() * 1000),
-           "max_joints2d_px": float(np.abs(got["joints2d"] - reference["joints2d"]).max()),
-           "gate": gate, "tolerance_mm": tolerance}
-    report[kind] = row
-    ok = row[gate] <= tolerance
-    log(f"parity {kind:12s} vertices max {row['max_vertex_mm']:8.4f} mm, mean "
-        f"{row['mean_vertex_mm']:8.4f} mm ({gate.split('_')[0]} <= {tolerance} mm), "
-        f"joints2d max {row['max_joints2d_px']:.3f} px: {'ok' if ok else 'FAILED'}")
-    if not ok:
-      failures.append(kind)
-  write_json(os.path.join(out_dir, "parity.json"), report)
-  if failures:
-    raise ParityError(f"{failures}: beyond parity tolerance; see {out_dir}/parity.json")
+    outputs = parity.compare(kind, got, reference, image_size)
+    ok = all(row["ok"] for row in outputs.values())
+    report[kind] = {"file": ARTEFACT[kind], "bytes": size, "ok": ok, "outputs": outputs}
+    log(f"parity {kind:12s} {'ok' if ok else 'FAILED'} ({parity.TOLERANCES[kind][0]} "
+        f"|difference|): {parity.summary(outputs)}")
   return report
 
 

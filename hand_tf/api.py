@@ -17,7 +17,7 @@ import numpy as np
 
 from hand_tf import camera, reconstruct
 from hand_tf.data import crops
-from hand_tf.io import InputError, read_image
+from hand_tf.io import InputError, check_image_size, read_image
 from hand_tf.reconstruct import Hand
 
 __all__ = ["Hand", "HandReconstructor"]
@@ -97,13 +97,13 @@ class HandReconstructor:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
       raise InputError(f"image must be a path or uint8 [H, W, 3] RGB, got {image.dtype} "
                        f"{image.shape}")
+    check_image_size(image)
     height, width = image.shape[:2]
     detected = keypoints is None and box is None and detect
     if detected:
       keypoints, confidence = self.detect(image)
     if box is not None:
-      box = np.asarray(box, np.float32)
-      box = np.array([box[0], box[1], box[2], box[2]], np.float32)
+      box = crops.parse_box(box, height, width)
     elif keypoints is not None:
       box = crops.box_from_keypoints(keypoints, confidence)
       if box is None and detected:
@@ -113,6 +113,6 @@ class HandReconstructor:
     else:
       box = crops.whole_image_box(height, width)
     k = (camera.default_intrinsics(height, width) if intrinsics is None
-         else np.asarray(intrinsics, np.float32))
+         else camera.check_intrinsics(intrinsics, "intrinsics", height, width))
     return [reconstruct.reconstruct(self.predictor, image, box, k, self.predictor.faces,
                                     keypoints, confidence, place_on_keypoints)]

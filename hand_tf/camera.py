@@ -8,10 +8,13 @@ renderer and losses); this module is what the TF-free deploy path, the data read
 the reports use.  `tests/test_camera.py` holds the two to each other.
 """
 
+from typing import Optional
+
 import cv2
 import numpy as np
 
 from hand_tf import contract
+from hand_tf.io import InputError
 
 # Points closer than this (meters) are clamped before the perspective division, so that
 # points at or behind the camera give large but finite coordinates instead of inf/NaN.
@@ -46,6 +49,39 @@ def default_intrinsics(height: int, width: int) -> np.ndarray:
   focal = DEFAULT_FOCAL_PER_SIDE * max(height, width)
   return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]],
                   np.float32)
+
+
+def check_intrinsics(intrinsics, where: str, height: Optional[float] = None,
+                     width: Optional[float] = None) -> np.ndarray:
+  """`intrinsics` as float32 `[..., 3, 3]`, or InputError if no pinhole camera has it.
+
+  A K must have positive focal lengths, last row (0, 0, 1), finite entries, and (when
+  the image size is given) its principal point inside the image: an all-zero or
+  singular K would otherwise train or predict to completion with meaningless geometry.
+
+  Args:
+    intrinsics: `[..., 3, 3]` K, pixels.
+    where: what to name in the error (file and field, or flag).
+    height, width: the image size in pixels, if known.
+  """
+  k = np.asarray(intrinsics, np.float64)
+  if k.shape[-2:] != (3, 3):
+    raise InputError(f"{where}: K has shape {list(k.shape)}, expected [..., 3, 3]")
+  flat = k.reshape(-1, 3, 3)
+  for i, one in enumerate(flat):
+    name = where if len(flat) == 1 else f"{where}[{i}]"
+    if not np.all(np.isfinite(one)):
+      raise InputError(f"{name}: K has non-finite entries")
+    if one[0, 0] <= 0 or one[1, 1] <= 0:
+      raise InputError(f"{name}: focal lengths must be positive, got fx={one[0, 0]:g}, "
+                                f"fy={one[1, 1]:g}")
+    if not np.allclose(one[2], (0.0, 0.0, 1.0), atol=1e-6):
+      raise InputError(f"{name}: K's last row must be [0, 0, 1], got {one[2].tolist()}")
+    cx, cy = one[0, 2], one[1, 2]
+    if width is not None and height is not None and not (0 <= cx <= width and 0 <= cy <= height):
+      raise InputError(f"{name}: principal point ({cx:g}, {cy:g}) lies outside the "
+                                f"{width:g}x{height:g} image")
+  return k.astype(np.float32)
 
 
 # Keypoints below this confidence do not vote in the PnP fit.

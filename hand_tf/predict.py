@@ -38,6 +38,8 @@ PLACE = flags.DEFINE_bool(
     "unchanged); --noplace_on_keypoints keeps the network's own camera.")
 INTRINSICS = flags.DEFINE_string("intrinsics", None, "JSON file with K [3, 3] in pixels.")
 FOCAL = flags.DEFINE_float("focal", None, "Focal length in pixels (principal point centred).")
+flags.register_validator("focal", lambda v: v is None or v > 0,
+                         "--focal must be a positive number of pixels")
 NUM_THREADS = flags.DEFINE_integer("num_threads", 2, "Threads for TFLite / ONNX Runtime.")
 
 
@@ -46,7 +48,7 @@ def image_intrinsics(height, width, intrinsics=None, focal=None) -> np.ndarray:
   if intrinsics is not None:
     return np.asarray(intrinsics, np.float32)
   k = default_intrinsics(height, width)
-  if focal:
+  if focal is not None:
     k[0, 0] = k[1, 1] = focal
   return k
 
@@ -54,45 +56,65 @@ def image_intrinsics(height, width, intrinsics=None, focal=None) -> np.ndarray:
 def main(argv):
   from hand_tf import inputs
   from hand_tf.api import HandReconstructor
+  from hand_tf.camera import check_intrinsics
   from hand_tf.detection.keypoint_files import read_detections
   from hand_tf.io import load_json
   if not argv[1:]:
     raise app.UsageError("give image files, folders or glob patterns")
-  images = inputs.image_paths(argv[1:])
+  skipped = []
+
+  def skip(error):  # one bad input must not cost the user the rest of the batch
+    logging.warning("skipped %s", error)
+    skipped.append(str(error))
+
+  images = inputs.image_paths(argv[1:], on_error=skip)
   reconstructor = HandReconstructor.load(MODEL.value, NUM_THREADS.value)
   logging.info("model: %s", reconstructor.describe())
   caveat = reconstructor.caveat()
   if caveat:
     logging.warning("%s", caveat)
   table = read_detections(KEYPOINTS.value) if KEYPOINTS.value else None
-  k_given = (np.asarray(load_json(INTRINSICS.value, "intrinsics"), np.float32)
-             if INTRINSICS.value else None)
-  if k_given is not None and k_given.shape != (3, 3):
-    raise InputError(f"{INTRINSICS.value}: K has shape {k_given.shape}, expected [3, 3]")
-  box = None
-  if BOX.value:
-    x0, y0, side = (float(v) for v in BOX.value)
-    box = (x0, y0, side)
+  k_given = None
+  if INTRINSICS.value:
+    k_given = check_intrinsics(load_json(INTRINSICS.value, "intrinsics"), INTRINSICS.value)
+    if k_given.shape != (3, 3):
+      raise InputError(f"{INTRINSICS.value}: K has shape {k_given.shape}, expected [3, 3]")
+  box = BOX.value  # checked against each image by the reconstructor
+  if box:
+    crops.parse_box(box, np.inf, np.inf, "--box")  # its form, before any image is read
+  done = 0
   with output_folder(OUT.value):
     for path in images:
-      image = read_image(path)
-      keypoints = confidence = None
-      if table is not None:
-        keypoints, confidence = (v[0] for v in table.lookup([os.path.basename(path)]))
-      elif DETECT.value:
-        keypoints, confidence = reconstructor.detect(image)
-      if keypoints is not None and crops.box_from_keypoints(keypoints, confidence) is None:
-        logging.warning("%s: no hand detected; using the whole image", path)
-        keypoints = confidence = None
-      k = image_intrinsics(*image.shape[:2], k_given, FOCAL.value)
-      hand = reconstructor(image, detect=False, box=box, keypoints=keypoints,
-                           confidence=confidence, intrinsics=k,
-                           place_on_keypoints=PLACE.value)[0]
-      prefix = os.path.join(OUT.value, os.path.splitext(os.path.basename(path))[0])
-      written = reconstruct.write_result(prefix, hand)
-      cv2.imwrite(prefix + "_overlay.png", cv2.cvtColor(hand.draw(image), cv2.COLOR_RGB2BGR))
-      print(f"{path}: {written['obj']}, {written['ply']}, {written['joints']}, "
-            f"{prefix}_overlay.png")
+      try:
+        _predict_one(reconstructor, path, table, k_given, box)
+        done += 1
+      except InputError as e:
+        skip(e if path in str(e) else InputError(f"{path}: {e}"))
+  if skipped:
+    raise InputError(f"{len(skipped)} input(s) skipped (named above); {done} done")
+  return 0
+
+
+def _predict_one(reconstructor, path, table, k_given, box):
+  """Reconstructs the image at `path` and writes its mesh, joints and overlay."""
+  image = read_image(path)
+  keypoints = confidence = None
+  if table is not None:
+    keypoints, confidence = (v[0] for v in table.lookup([os.path.basename(path)]))
+  elif DETECT.value:
+    keypoints, confidence = reconstructor.detect(image)
+  if keypoints is not None and crops.box_from_keypoints(keypoints, confidence) is None:
+    logging.warning("%s: no hand detected; using the whole image", path)
+    keypoints = confidence = None
+  k = image_intrinsics(*image.shape[:2], k_given, FOCAL.value)
+  hand = reconstructor(image, detect=False, box=box, keypoints=keypoints,
+                       confidence=confidence, intrinsics=k,
+                       place_on_keypoints=PLACE.value)[0]
+  prefix = os.path.join(OUT.value, os.path.splitext(os.path.basename(path))[0])
+  written = reconstruct.write_result(prefix, hand)
+  cv2.imwrite(prefix + "_overlay.png", cv2.cvtColor(hand.draw(image), cv2.COLOR_RGB2BGR))
+  print(f"{path}: {written['obj']}, {written['ply']}, {written['joints']}, "
+        f"{prefix}_overlay.png")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,12 @@ def load_checkpoint_model(path: str, model_config=None):
     except InputError as e:
       raise ModelFileError(str(e)) from e
   # The checkpoint holds every weight: no need to load (or download) the encoder's.
+  _check_checkpoint_files(prefix)
+  trained_size = checkpoint_input_size(prefix)
+  if trained_size is not None and trained_size != model_config.image_size:
+    raise ModelFileError(f"{prefix}: weights trained at {trained_size} px, but its "
+                         f"model_config.json says image_size {model_config.image_size}: "
+                         "the config was changed after training; restore its image_size")
   inference, training = build_models(dataclasses.replace(model_config, encoder_weights=None))
   try:
     status = tf.train.Checkpoint(model=training).read(prefix)
@@ -57,6 +63,34 @@ def load_checkpoint_model(path: str, model_config=None):
     raise ModelFileError(f"{prefix}: checkpoint does not match the model "
                          f"{model_config}: {str(e).splitlines()[0][:300]}") from e
   return model_config, inference
+
+
+def checkpoint_input_size(prefix: str) -> Optional[int]:
+  """The input size a checkpoint's weights were trained at (None: written before the
+  trainer recorded it)."""
+  import tensorflow as tf
+  try:
+    return int(tf.train.load_variable(prefix, "input_size/.ATTRIBUTES/VARIABLE_VALUE"))
+  except (tf.errors.NotFoundError, ValueError):
+    return None
+
+
+def _check_checkpoint_files(prefix: str) -> None:
+  """ModelFileError naming a checkpoint's missing or damaged files (TensorFlow's own
+  errors name a shard but not what to do)."""
+  import tensorflow as tf
+  shards = glob.glob(glob.escape(prefix) + ".data-*-of-*")
+  if not shards:
+    raise ModelFileError(f"{prefix}: checkpoint incomplete: no {os.path.basename(prefix)}"
+                         ".data-* file beside its .index (copy it too)")
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  except (tf.errors.OpError, ValueError, IndexError) as e:
+    raise ModelFileError(f"{prefix}: checkpoint damaged (truncated or corrupt .data file: "
+                         f"{str(e).splitlines()[0][:200]}); use another checkpoint of the "
+                         "run or retrain") from e
 
 
 class Predictor:

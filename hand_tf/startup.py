@@ -69,6 +69,25 @@ def quiet_tensorflow() -> None:
 
 
 HELP_FLAGS = ("--help", "-h", "-?", "--helpfull", "--helpshort", "--helpxml")
+# A user error (bad flag, bad file) exits with this code, as argparse's do; 1 stays for
+# a command that failed at its job (e.g. an export that misses its parity tolerance).
+USAGE_EXIT_CODE = 2
+# Set to 1 (or pass --verbosity=1) to see the traceback behind a one-line error.
+TRACEBACK_VARIABLE = "HAND_TF_TRACEBACK"
+
+
+def _wants_traceback() -> bool:
+  from absl import flags
+  verbosity = flags.FLAGS["verbosity"].value if "verbosity" in flags.FLAGS else 0
+  return os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0") or verbosity >= 1
+
+
+def _user_error(message: str) -> None:
+  if _wants_traceback():
+    import traceback
+    traceback.print_exc()
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  raise SystemExit(USAGE_EXIT_CODE)
 
 
 def run(main) -> None:
@@ -76,10 +95,12 @@ def run(main) -> None:
 
   * `--help` (and its variants) exits 0: absl exits 1, which scripts and CI read as a
     failure of a command that did what was asked.
-  * A usage error (`app.UsageError` raised by `main`) is one line naming the problem
-    and pointing at `--help`, not the whole flag listing absl prints.
+  * A usage error (a flag absl refuses, or `app.UsageError` raised by `main`) is one
+    line naming the problem and pointing at `--help`, not the whole flag listing absl
+    prints; exit code 2.
   * Bad input (`hand_tf.io.InputError` and its kinds: a missing or malformed file, a
-    model file that is not one) is one line, not a traceback.
+    model file that is not one) is one line, not a traceback; exit code 2.  The
+    traceback is printed too under `--verbosity=1` or `HAND_TF_TRACEBACK=1`.
   """
   from absl import app
 
@@ -89,12 +110,22 @@ def run(main) -> None:
     try:
       return main(argv)
     except app.UsageError as e:
-      raise SystemExit(f"error: {e} (see --help)") from None
+      _user_error(f"{e} (see --help)")
     except InputError as e:
-      raise SystemExit(f"error: {e}") from None
+      _user_error(str(e))
+
+  def parse_flags(argv):
+    # absl's own parser prints "FATAL Flags parsing error" and a pointer to --helpfull,
+    # then exits 1: a usage error like any other here.
+    from absl import flags
+    try:
+      return flags.FLAGS(argv)
+    except flags.Error as e:
+      print(f"error: {e} (see --help)", file=sys.stderr, flush=True)
+      raise SystemExit(USAGE_EXIT_CODE) from None
 
   try:
-    app.run(guarded)
+    app.run(guarded, flags_parser=parse_flags)
   except SystemExit as e:
     if e.code == 1 and any(a.split("=")[0] in HELP_FLAGS for a in sys.argv[1:]):
       raise SystemExit(0) from None

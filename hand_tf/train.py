@@ -106,7 +106,6 @@ def main(argv):
 
   from hand_tf.data import pipeline
   from hand_tf.io import InputError
-  from hand_tf.model.encoder import EncoderWeightsError
   from hand_tf.model.s2hand import ModelConfig
   from hand_tf.training import loop
   from hand_tf.training.objective import ObjectiveConfig
@@ -145,16 +144,14 @@ def main(argv):
         learning_rate=LR.value, steps_per_epoch=len(records) // BATCH.value,
         decay_every_epochs=plan.decay_every, decay_factor=plan.decay_factor,
         keep_checkpoints=KEEP.value)
-    try:
-      trainer = Trainer(config, strategy)
-    except EncoderWeightsError as e:  # one line, without the flag listing of a usage error
-      raise SystemExit(f"error: {e}") from None
+    trainer = Trainer(config, strategy)
     restored = trainer.restore()
     if not restored and previous:
       trainer.init_from(previous)
     print(f"stage {plan.stage}: {'resumed from ' + restored if restored else 'starting'}"
           f"{' (weights from ' + previous + ')' if previous and not restored else ''}, "
-          f"{len(records)} images, {config.steps_per_epoch} steps/epoch, {plan.epochs} epochs, "
+          f"{model_config.image_size} px input, {len(records)} images, "
+          f"{config.steps_per_epoch} steps/epoch, {plan.epochs} epochs, "
           f"lr x{plan.decay_factor:.3g} every {plan.decay_every}, "
           f"{strategy.num_replicas_in_sync} replica(s)", flush=True)
     loop.run_stage(trainer, records, plan.epochs, BATCH.value, SEED.value, augment,

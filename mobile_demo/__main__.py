@@ -13,7 +13,7 @@ import sys
 
 import cv2
 import numpy as np
-from absl import flags
+from absl import flags, logging
 
 from hand_tf import inputs, startup
 
@@ -27,6 +27,8 @@ DETECTOR = flags.DEFINE_enum("detector", "mediapipe", ["mediapipe", "none"],
                              "How to find the hand; 'none' uses --box or the whole frame.")
 BOX = flags.DEFINE_list("box", None, "Fixed square crop x0,y0,side in frame pixels.")
 FOCAL = flags.DEFINE_float("focal", None, "Focal length in pixels.")
+flags.register_validator("focal", lambda v: v is None or v > 0,
+                         "--focal must be a positive number of pixels")
 PLACE = flags.DEFINE_bool(
     "place_on_keypoints", True, "On frames where the hand is detected, move the predicted "
     "hand rigidly onto the detected keypoints (shape and pose unchanged).")
@@ -41,19 +43,28 @@ def main(argv):
   if DETECTOR.value == "mediapipe" and not BOX.value:
     from hand_tf.detection.mediapipe import MediaPipeHandDetector
     detector = MediaPipeHandDetector(num_threads=NUM_THREADS.value)
-  box = None
-  if BOX.value:
-    x0, y0, side = (float(v) for v in BOX.value)
-    box = np.array([x0, y0, side, side], np.float32)
+  from hand_tf.data.crops import parse_box
+  box = parse_box(BOX.value, np.inf, np.inf, "--box") if BOX.value else None
   pipeline = HandPipeline(MODEL.value, NUM_THREADS.value, detector, box, FOCAL.value,
                           PLACE.value)
+  print(f"model: {pipeline.predictor.describe()}", flush=True)
   caveat = model_caveat(pipeline.predictor.input_size, read_held_out(MODEL.value))
   if caveat:
     print(caveat, file=sys.stderr, flush=True)
+  skipped = []
+
+  def skip(error):  # one unreadable input must not cost the rest of the batch
+    logging.warning("skipped %s", error)
+    skipped.append(str(error))
+
   with output_folder(OUT.value):
     writer, video_path, rows = None, os.path.join(OUT.value, "annotated.mp4"), []
-    for name, frame, is_video, fps in inputs.frames(INPUT.value, MAX_FRAMES.value):
-      _, annotated, timings = pipeline.process(frame)
+    for name, frame, is_video, fps in inputs.frames(INPUT.value, MAX_FRAMES.value, skip):
+      try:
+        _, annotated, timings = pipeline.process(frame)
+      except InputError as e:
+        skip(InputError(f"{name}: {e}"))
+        continue
       rows.append(timings)
       bgr = cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR)
       if is_video:
@@ -68,7 +79,8 @@ def main(argv):
       writer.release()
       os.replace(video_path + ".partial.mp4", video_path)
     if not rows:
-      raise InputError(f"{','.join(INPUT.value)}: no frames could be read")
+      raise InputError(f"{','.join(INPUT.value)}: no frames could be read"
+                       f"{' (named above)' if skipped else ''}")
   summary = {k: float(np.median([r[k] for r in rows if k in r]))
              for k in rows[0]}
   summary["fps"] = 1000.0 / summary["total_ms"]
@@ -77,6 +89,10 @@ def main(argv):
   write_json(os.path.join(OUT.value, "timings.json"), summary)
   print(f"{len(rows)} frames, median {summary['total_ms']:.1f} ms/frame "
         f"({summary['fps']:.1f} FPS; model+crop {summary['crop_infer_ms']:.1f} ms)")
+  if skipped:
+    raise InputError(f"{len(skipped)} input(s) skipped (named above); {len(rows)} frames "
+                     "done")
+  return 0
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import numpy as np
 from hand_tf import reconstruct
 from hand_tf.camera import default_intrinsics
 from hand_tf.data import crops
+from hand_tf.io import check_image_size
 from hand_tf.predictors import TFLitePredictor
 
 
@@ -45,7 +46,7 @@ class HandPipeline:
   def _box(self, frame, timings):
     """(box, keypoints, confidence); keypoints None unless detected on this frame."""
     if self.fixed_box is not None:
-      return self.fixed_box, None, None
+      return crops.parse_box(self.fixed_box, *frame.shape[:2], "--box"), None, None
     if self.detector is not None:
       start = time.perf_counter()
       keypoints, confidence = self.detector.detect(frame)
@@ -60,12 +61,13 @@ class HandPipeline:
 
   def process(self, frame: np.ndarray, draw: bool = True):
     """frame: `[H, W, 3]` uint8 RGB -> (reconstruct.Hand, annotated frame or None, timings)."""
+    check_image_size(frame, "frame")
     timings: Dict[str, float] = {}
     start = time.perf_counter()
     box, keypoints, confidence = self._box(frame, timings)
     height, width = frame.shape[:2]
     k = default_intrinsics(height, width)
-    if self.focal:
+    if self.focal is not None:
       k[0, 0] = k[1, 1] = self.focal
     infer_start = time.perf_counter()
     result = reconstruct.reconstruct(self.predictor, frame, box, k, self.faces, keypoints,

@@ -39,6 +39,28 @@ def run_cli(module, *args, timeout=600, without_tensorflow=False, env=None, as_u
                         env=_env(env, as_user))
 
 
+def kill_cli_at(module, *args, line_containing: str, timeout=600) -> str:
+  """Starts `python -m module args...` and kills it (SIGKILL, as `kill -9`) as soon as
+  it prints a line containing `line_containing`; returns everything it printed.
+  AssertionError if it ends without printing that line."""
+  process = subprocess.Popen([sys.executable, "-m", module, *map(str, args)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=_env({"PYTHONUNBUFFERED": "1"}))
+  printed = []
+  try:
+    for line in process.stdout:
+      printed.append(line)
+      if line_containing in line:
+        process.kill()
+        break
+  finally:
+    process.kill()
+    process.wait(timeout)
+  output = "".join(printed)
+  assert line_containing in output, output[-3000:]
+  return output
+
+
 def run_script_without_tensorflow(path, cwd, timeout=600):
   """`python path` in `cwd` with TensorFlow unimportable; the CompletedProcess."""
   return subprocess.run([sys.executable, "-c", _BLOCK_TENSORFLOW + _RUN_FILE, str(path)],

@@ -21,10 +21,17 @@ def _export_missing_checkpoint(tmp_path, **env):
 
 def test_a_tool_that_loads_tensorflow_prints_only_its_own_lines(tmp_path):
   result = _export_missing_checkpoint(tmp_path)
-  assert result.returncode != 0
+  assert result.returncode == 2  # a user error, as argparse's
   assert not _CXX_LOG.search(result.stderr), result.stderr
   assert result.stderr.strip().splitlines() == [
-      f"export: {tmp_path / 'missing'}: checkpoint not found (no missing.index)"]
+      f"error: {tmp_path / 'missing'}: checkpoint not found (no missing.index)"]
+
+
+def test_the_traceback_behind_a_user_error_is_there_on_request(tmp_path):
+  result = _export_missing_checkpoint(tmp_path, HAND_TF_TRACEBACK="1")
+  lines = result.stderr.strip().splitlines()
+  assert result.returncode == 2 and lines[0].startswith("Traceback")
+  assert lines[-1] == f"error: {tmp_path / 'missing'}: checkpoint not found (no missing.index)"
 
 
 def test_a_log_level_the_user_set_is_respected(tmp_path):

@@ -226,7 +226,7 @@ def test_multi_worker_training_ends_with_identical_weights(tmp_path, synthetic_d
   for p, (_, stderr) in zip(procs, results):
     assert p.returncode == 0, stderr[-3000:]
   chief_out = results[0][0]
-  assert "stage 3d: starting, 8 images, 2 steps/epoch, 1 epochs" in chief_out
+  assert "stage 3d: starting, 64 px input, 8 images, 2 steps/epoch, 1 epochs" in chief_out
   assert "2 replica(s)" in chief_out and "3d epoch 1/1: loss" in chief_out
   assert any((out / "train").iterdir())  # TensorBoard events, chief only
   chief = tf.train.load_checkpoint(str(out / "ckpt-2"))

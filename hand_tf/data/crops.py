@@ -5,6 +5,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from hand_tf.io import InputError
+
 
 def square_box_around(points, margin_px: float = 10.0, scale: float = 1.0 / 0.85,
                       min_side: float = 50.0, max_side: float = 640.0) -> np.ndarray:
@@ -39,6 +41,30 @@ def whole_image_box(height: int, width: int) -> np.ndarray:
   """The centred square covering the whole image (padding the shorter side)."""
   side = float(max(height, width))
   return np.array([(width - side) / 2, (height - side) / 2, side, side], np.float32)
+
+
+def parse_box(box, height: int, width: int, where: str = "box") -> np.ndarray:
+  """A user's square crop as (x0, y0, side, side), or InputError naming `where`.
+
+  Args:
+    box: 3 numbers (x0, y0, side) or 4 (x0, y0, side, side), source pixels; may be
+      strings (a flag's list).
+    height, width: the image size; the box must overlap the image.
+  """
+  values = list(box)
+  try:
+    numbers = [float(v) for v in values]
+  except (TypeError, ValueError):
+    raise InputError(f"{where}: {values} is not x0,y0,side in pixels") from None
+  if len(numbers) not in (3, 4) or (len(numbers) == 4 and numbers[2] != numbers[3]):
+    raise InputError(f"{where}: {values} is not x0,y0,side in pixels (a square)")
+  x0, y0, side = numbers[:3]
+  if not np.all(np.isfinite(numbers)) or side <= 0:
+    raise InputError(f"{where}: side must be a positive number of pixels, got {side:g}")
+  if x0 >= width or y0 >= height or x0 + side <= 0 or y0 + side <= 0:
+    raise InputError(f"{where}: ({x0:g}, {y0:g}, side {side:g}) lies outside the "
+                     f"{width}x{height} image")
+  return np.array([x0, y0, side, side], np.float32)
 
 
 def crop_matrix(box, output_size: int) -> np.ndarray:

@@ -11,7 +11,7 @@ import os
 import cv2
 import numpy as np
 
-from hand_tf.camera import default_intrinsics
+from hand_tf.camera import check_intrinsics, default_intrinsics
 from hand_tf.data import crops
 from hand_tf.data.records import HandRecords, as_array
 from hand_tf.detection.keypoint_files import read_detections
@@ -43,7 +43,9 @@ def read_folder(images_dir, keypoints_json, image_size: int = 224,
     else:
       box = crops.whole_image_box(height, width)
     to_crop = crops.crop_matrix(box, image_size)
-    k = intrinsics_all[i] if intrinsics_all is not None else default_intrinsics(height, width)
+    k = (check_intrinsics(intrinsics_all[i], f"{keypoints_json}: intrinsics[{i}] ({name})",
+                          height, width)
+         if intrinsics_all is not None else default_intrinsics(height, width))
     paths.append(path)
     boxes.append(box)
     intrinsics.append(to_crop @ k)

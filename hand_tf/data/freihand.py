@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from hand_tf.camera import project
+from hand_tf.camera import check_intrinsics, project
 from hand_tf.data.records import HandRecords, as_array
 from hand_tf.detection.keypoint_files import read_detections
 from hand_tf.io import InputError, load_json
@@ -82,6 +82,7 @@ def read_freihand(root, split: str = "training", versions: Sequence[str] = ("gs"
       raise InputError(f"{path}: image missing")
   if source_size is None:
     source_size = _image_side(image_paths[0])
+  intrinsics = check_intrinsics(intrinsics, k_path, source_size, source_size)
   mask_paths = None
   if os.path.isdir(os.path.join(root, split, "mask")):
     mask_paths = [os.path.join(root, split, "mask", "%08d.jpg" % i) for i in unique]

@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from hand_tf.camera import project
+from hand_tf.camera import check_intrinsics, project
 from hand_tf.data import crops
 from hand_tf.data.records import HandRecords, as_array
 from hand_tf.detection.keypoint_files import read_detections
@@ -75,7 +75,7 @@ def read_ho3d(root, split: str = "train", detections: Optional[str] = None,
       raise InputError(f"{os.path.join(base, 'rgb', frame)}.png/.jpg: image missing")
     meta_path = os.path.join(base, "meta", frame + ".pkl")
     meta = _meta(meta_path)
-    cam = _field(meta, meta_path, "camMat", (3, 3))
+    cam = check_intrinsics(_field(meta, meta_path, "camMat", (3, 3)), f"{meta_path}: camMat")
     gt = None
     if split == "train":
       gt = _field(meta, meta_path, "handJoints3D", (21, 3))[HO3D_TO_KEYPOINT] * OPENGL_TO_OPENCV

@@ -16,6 +16,7 @@ import os
 from typing import Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from hand_tf import io
@@ -134,12 +135,50 @@ class ModelConfig:
     return cls(**value)
 
 
+# Fields that only set where training starts or how it runs, not what the checkpoint
+# holds: a resumed run may change them.  (Not drop_connect_rate: at 0 the encoder has no
+# dropout layers, which renumbers the layers the checkpoint is keyed by.)
+_RESUMABLE_FIELDS = ("encoder_weights", "sync_batch_norm", "mano_model_path")
+
+
+class RunFolderMismatch(io.InputError):
+  """A run folder already holds a different network than the one asked for."""
+
+
+def _same_hand(a, b) -> bool:
+  return all(np.array_equal(getattr(a, f.name), getattr(b, f.name))
+             for f in dataclasses.fields(a))
+
+
 def write_run_files(folder: str, config: ModelConfig) -> None:
   """Writes `model_config.json` and `hand_model.npz` (the MANO arrays `config` names, or
-  the synthetic hand) into `folder`; the config then names the hand file beside it."""
-  save_mano_model(get_mano_model(config.mano_model_path),
-                  os.path.join(folder, HAND_MODEL_FILE))
-  io.write_json(os.path.join(folder, MODEL_CONFIG_FILE),
+  the synthetic hand) into `folder`; the config then names the hand file beside it.
+
+  A folder that already holds a run is checked, not rewritten: its checkpoints belong
+  to its config, so overwriting that with another would leave them unloadable.
+
+  Raises:
+    RunFolderMismatch: `folder` holds a run of another network (differing fields named)
+      or another hand model.
+  """
+  config_path = os.path.join(folder, MODEL_CONFIG_FILE)
+  hand = get_mano_model(config.mano_model_path)
+  if os.path.exists(config_path):
+    existing = read_run_config(folder)
+    differ = [f"{f.name}={getattr(existing, f.name)!r} (asked: {getattr(config, f.name)!r})"
+              for f in dataclasses.fields(ModelConfig)
+              if f.name not in _RESUMABLE_FIELDS
+              and getattr(existing, f.name) != getattr(config, f.name)]
+    if not differ and not _same_hand(get_mano_model(existing.mano_model_path), hand):
+      differ = ["the hand model (another --mano_model_path)"]
+    if differ:
+      raise RunFolderMismatch(
+          f"{folder} holds a run of another network: {', '.join(differ)}; resume it with "
+          "the same flags, or give a new --out_dir to start afresh")
+    return
+  save_mano_model(hand, os.path.join(folder, HAND_MODEL_FILE))
+  # Written last (and atomically): its presence marks a complete run folder.
+  io.write_json(config_path,
                 dataclasses.replace(config, mano_model_path=HAND_MODEL_FILE).to_json())
 
 

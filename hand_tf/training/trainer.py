@@ -16,7 +16,7 @@ import tensorflow as tf
 from absl import logging
 
 from hand_tf import losses
-from hand_tf.model.s2hand import ModelConfig, build_models, write_run_files
+from hand_tf.model.s2hand import ModelConfig, RunFolderMismatch, build_models, write_run_files
 from hand_tf.training.objective import Objective, ObjectiveConfig
 
 
@@ -73,9 +73,13 @@ class Trainer:
     self.objective = Objective(faces, config.objective)
     self.laplacian = losses.uniform_laplacian(faces, 778)
     self.stage = tf.Variable(config.objective.stage, trainable=False, name="stage")
+    # The input size the weights were trained at, kept with them: conv weights load at
+    # any size, so only this tells a loader which size they are good for.
+    self.input_size = tf.Variable(config.model.image_size, dtype=tf.int64, trainable=False,
+                                  name="input_size")
     self.checkpoint = tf.train.Checkpoint(model=self.training_model, optimizer=self.optimizer,
                                           step=self.step, skipped=self.skipped,
-                                          stage=self.stage)
+                                          stage=self.stage, input_size=self.input_size)
     os.makedirs(config.out_dir, exist_ok=True)
     # What export and evaluation need to rebuild the network of these checkpoints.
     write_run_files(config.out_dir, config.model)
@@ -93,9 +97,12 @@ class Trainer:
     if path:
       self.checkpoint.restore(path).assert_existing_objects_matched()
       stage = self.stage.numpy().decode()
+      if int(self.input_size.numpy()) != self.config.model.image_size:
+        raise RunFolderMismatch(f"{path} was trained at {int(self.input_size.numpy())} px, "
+                                f"not {self.config.model.image_size}")
       if stage != self.config.objective.stage:
-        raise ValueError(f"{path} is a checkpoint of stage {stage!r}, not "
-                         f"{self.config.objective.stage!r}")
+        raise RunFolderMismatch(f"{path} is a checkpoint of stage {stage!r}, not "
+                                f"{self.config.objective.stage!r}")
     return path
 
   def init_from(self, path: str) -> None:
