@@ -41,11 +41,12 @@ def run_cli(module, *args, timeout=600, without_tensorflow=False, env=None, as_u
 
 def kill_cli_at(module, *args, line_containing: str, timeout=600) -> str:
   """Starts `python -m module args...` and kills it (SIGKILL, as `kill -9`) as soon as
-  it prints a line containing `line_containing`; returns everything it printed.
+  it prints a line containing `line_containing`; returns everything it printed (run as
+  a user runs it: no TF log level chosen).
   AssertionError if it ends without printing that line."""
   process = subprocess.Popen([sys.executable, "-m", module, *map(str, args)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env=_env({"PYTHONUNBUFFERED": "1"}))
+                             env=_env({"PYTHONUNBUFFERED": "1"}, as_user=True))
   printed = []
   try:
     for line in process.stdout:

@@ -184,3 +184,18 @@ def test_inputs_name_a_missing_video_as_a_video_and_go_on_past_bad_ones(tmp_path
   assert [name for name, *_ in read] == ["good"]
   assert [str(p) for p in problems] == [f"{tmp_path / 'bad.jpg'}: not a readable image",
                                         f"{tmp_path / 'gone.png'}: image not found"]
+
+
+def test_parity_fails_an_artefact_whose_2d_joints_are_off_though_its_vertices_agree():
+  from export.parity import compare
+  from hand_tf.contract import OUTPUT_NAMES
+  rng = np.random.default_rng(2)
+  reference = {name: rng.normal(size=(2, 5, 3)) for name in OUTPUT_NAMES}
+  got = {name: value.copy() for name, value in reference.items()}
+  got["joints2d"] = got["joints2d"] + 37.0  # pixels of a 64 px input
+  rows = compare("tflite_int8", got, reference, 64)
+  assert not rows["joints2d"]["ok"] and rows["vertices"]["ok"]
+  assert rows["joints2d"]["mean"] == pytest.approx(37.0 * 224 / 64)
+  got["joints2d"] = reference["joints2d"] + 0.1  # noise for int8, a bug for a float format
+  assert all(row["ok"] for row in compare("tflite_int8", got, reference, 64).values())
+  assert not compare("tflite_fp32", got, reference, 64)["joints2d"]["ok"]
