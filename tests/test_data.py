@@ -387,3 +387,17 @@ def test_training_sees_the_pixels_inference_crops(tmp_path):
       trained = batch[key][i].numpy() * 255.0
       difference = np.abs(trained - served.astype(np.float32))
       assert difference.max() <= 1.0, (key, box, difference.mean(), difference.max())
+
+
+def test_crops_sample_pixel_centres():
+  """Source pixel c covers [c, c + 1): in a 2x enlarged crop, output pixel j's centre
+  lies at source coordinate (j + 0.5) / 2, i.e. 0.25 px before source pixel centre j/2
+  for even j.  On a ramp whose value is 10 x the column, output column 10 reads 47.5
+  (OpenCV's own centre convention would give 50)."""
+  from hand_tf.data.crops import crop_image
+  ramp = np.tile((np.arange(16) * 10).astype(np.uint8)[None, :, None], (16, 1, 3))
+  crop = crop_image(ramp, (0.0, 0.0, 16.0, 16.0), 32)
+  assert abs(float(crop[16, 10, 0]) - 47.5) <= 0.6, crop[16, :12, 0]
+  assert abs(float(crop[16, 11, 0]) - 52.5) <= 0.6, crop[16, :12, 0]
+  # At scale 1 with an integer offset a crop is an exact copy.
+  np.testing.assert_array_equal(crop_image(ramp, (3.0, 2.0, 8.0, 8.0), 8), ramp[2:10, 3:11])

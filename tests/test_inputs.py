@@ -67,3 +67,15 @@ def test_a_failed_command_leaves_no_empty_output_folder(tmp_path):
       (tmp_path / "partial" / "a.obj").write_text("v 0 0 0")
       raise InputError(f"{folder}: second image unreadable")
   assert (tmp_path / "partial" / "a.obj").exists()
+
+
+def test_images_are_read_as_rgb(tmp_path):
+  """OpenCV decodes to BGR; everything downstream (network, detector, overlays) wants RGB."""
+  from hand_tf.io import read_image
+  bgr = np.zeros((20, 20, 3), np.uint8)
+  bgr[..., 2] = 250  # red, in OpenCV's order
+  for name in ("red.png", "red.jpg"):
+    cv2.imwrite(str(tmp_path / name), bgr)
+    pixel = read_image(tmp_path / name)[10, 10].astype(int)
+    assert pixel[0] > 230 and pixel[1] < 20 and pixel[2] < 20, (name, pixel)
+  assert read_image(tmp_path / "red.png", channels=1).shape == (20, 20, 1)

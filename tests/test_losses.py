@@ -272,3 +272,23 @@ def test_apparent_size_term_moves_the_hand_not_its_fingers():
           for name, group in grads.items()}
   assert norm["translation"] > 0 and norm["scale"] > 0, norm
   assert norm["pose"] == norm["shape"] == norm["rotation"] == 0.0, norm
+
+
+def test_the_total_is_each_term_times_its_own_weight():
+  import dataclasses
+
+  from hand_tf.training.objective import Objective, ObjectiveConfig
+  from hand_tf.training.settings import LossWeights
+  weights = dataclasses.replace(LossWeights(), joint_location=2.0, bone_direction=3.0,
+                                scale=5.0)
+  objective = Objective(np.zeros((1, 3), np.int32), ObjectiveConfig(
+      stage="3d", appearance=False, weights=weights,
+      disabled=("apparent_size", "shape", "skeleton", "laplacian")))
+  assert set(objective.terms) == {"joint_location", "bone_direction", "scale"}
+  joints = tf.constant(np.random.default_rng(4).normal(0, 0.03, (2, 21, 3)), tf.float32)
+  values = objective({"joints2d": _keypoints(2), "joints3d": joints},
+                     {"image": tf.zeros([2, 224, 224, 3]), "keypoints": _keypoints(1),
+                      "confidence": tf.fill([2, 21], 0.8)})
+  assert all(float(values[t]) > 0 for t in objective.terms)
+  np.testing.assert_allclose(values["total"], 2.0 * values["joint_location"] + 3.0 *
+                             values["bone_direction"] + 5.0 * values["scale"], rtol=1e-6)

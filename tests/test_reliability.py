@@ -154,15 +154,25 @@ def test_written_files_keep_the_users_permissions(tmp_path):
     os.umask(previous)
 
 
-def test_a_switch_killed_halfway_is_put_back_by_the_next_run(tmp_path):
+def test_a_switch_killed_halfway_is_put_back_by_the_next_run(tmp_path, monkeypatch):
   target = tmp_path / "export"
   target.mkdir()
   (target / "old.txt").write_text("old set")
   staging = io.staging_folder(str(target))
   (tmp_path / os.path.basename(staging) / "new.txt").write_text("new set")
-  # The state a kill between switch_into_place's two renames leaves:
-  previous = staging.replace(".staging-", ".previous-")
-  os.rename(target, previous)
+  renames, rename = [], os.rename
+
+  def dies_at_the_second_rename(source, destination):
+    renames.append(source)
+    if len(renames) == 2:
+      raise KeyboardInterrupt  # the process is killed here
+    rename(source, destination)
+
+  monkeypatch.setattr(io.os, "rename", dies_at_the_second_rename)
+  with pytest.raises(KeyboardInterrupt):
+    io.switch_into_place(staging, str(target))
+  monkeypatch.undo()
+  assert not target.exists()  # between the renames: only the parked old set
   io.recover_folder(str(target))
   assert sorted(os.listdir(target)) == ["old.txt"]  # the complete old set
   assert os.listdir(tmp_path) == ["export"]  # staging and previous gone
