@@ -15,8 +15,9 @@ with an occluder.  Written as `DIR/<split>/rgb/%08d.jpg`, `DIR/<split>/mask/%08d
 the wrist, then the absolute articulation, i.e. MANO's mean already included), 10 betas,
 the wrist's image position (u, v) and the scale bone's length in meters.
 
-Deterministic: sample i draws only from `default_rng([seed, i])`, so the output does not
-depend on the batch size.
+Deterministic: sample i draws only from `default_rng([seed, i])` (its scene) and
+`default_rng([seed, i, 7])` (its detections), so its output does not depend on the batch
+size or on how many samples the set has.
 """
 
 import os
@@ -154,8 +155,12 @@ def synthesize(out_dir, num, image_size=224, seed=0, split="training", mano_mode
 
   keypoints = np.stack(columns["kp"])
   visible = np.stack(columns["visible"])
-  detected, confidence = detections_lib.simulate_detections(
-      np.random.default_rng([seed, num, 7]), keypoints, visible, image_size, noise_level)
+  # One generator per sample, as for its scene: a sample's detections must not depend
+  # on how many samples the set has (they did when one generator served the whole set).
+  detected, confidence = (np.concatenate(column) for column in zip(*(
+      detections_lib.simulate_detections(np.random.default_rng([seed, i, 7]),
+                                         keypoints[i:i + 1], visible[i:i + 1], image_size,
+                                         noise_level) for i in range(len(keypoints)))))
   for key in ("K", "xyz", "verts", "mano"):
     write_json(os.path.join(out_dir, f"{split}_{key}.json"),
                np.round(np.stack(columns[key]).astype(np.float64), 6).tolist())
