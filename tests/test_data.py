@@ -405,3 +405,24 @@ def test_crops_sample_pixel_centres():
   assert abs(float(crop[16, 11, 0]) - 52.5) <= 0.6, crop[16, :12, 0]
   # At scale 1 with an integer offset a crop is an exact copy.
   np.testing.assert_array_equal(crop_image(ramp, (3.0, 2.0, 8.0, 8.0), 8), ramp[2:10, 3:11])
+
+
+def test_folder_training_takes_what_detect_writes_and_leaves_out_images_without_a_hand(
+    tmp_path, caplog):
+  """`detect photos/ --out d.json` then `train --data_kind folder --data_dir photos
+  --detections d.json`: an image where the detector found nothing (confidence 0) is
+  left out, not cropped around (0, 0)."""
+  import logging
+  for name in ("a.png", "b.png", "c.png"):
+    cv2.imwrite(str(tmp_path / name), np.zeros((100, 120, 3), np.uint8))
+  kp = np.random.default_rng(5).uniform(30, 80, (3, 21, 2))
+  confidence = np.ones((3, 21))
+  kp[1], confidence[1] = 0.0, 0.0  # what detect writes for an image without a hand
+  det.write_detections(tmp_path / "d.json", kp, confidence, ["a.png", "b.png", "c.png"])
+  with caplog.at_level(logging.WARNING):
+    records = read_folder(str(tmp_path), str(tmp_path / "d.json"), image_size=64)
+  assert [os.path.basename(p) for p in records.image_paths] == ["a.png", "c.png"]
+  assert len(records.confidence) == 2 and "1 of 3 images have no detected hand" in caplog.text
+  det.write_detections(tmp_path / "none.json", kp[1:2], confidence[1:2], ["b.png"])
+  with pytest.raises(InputError, match="none.json: no image with a detected hand"):
+    read_folder(str(tmp_path), str(tmp_path / "none.json"))

@@ -7,6 +7,9 @@ import numpy as np
 
 from hand_tf.io import InputError
 
+# Keypoints below this confidence do not place a crop; a crop needs 3 above it.
+MIN_KEYPOINT_CONFIDENCE = 0.1
+
 
 def square_box_around(points, margin_px: float = 10.0, scale: float = 1.0 / 0.85,
                       min_side: float = 50.0, max_side: float = 640.0) -> np.ndarray:
@@ -27,7 +30,7 @@ def square_box_around(points, margin_px: float = 10.0, scale: float = 1.0 / 0.85
 
 
 def box_from_keypoints(keypoints: np.ndarray, confidence: Optional[np.ndarray] = None,
-                       min_confidence: float = 0.1) -> Optional[np.ndarray]:
+                       min_confidence: float = MIN_KEYPOINT_CONFIDENCE) -> Optional[np.ndarray]:
   """The training crop around detected keypoints, or None when too few are confident."""
   keypoints = np.asarray(keypoints, np.float32)
   if confidence is not None:

@@ -10,6 +10,7 @@ import os
 
 import cv2
 import numpy as np
+from absl import logging
 
 from hand_tf.camera import check_intrinsics, default_intrinsics
 from hand_tf.data import crops
@@ -20,7 +21,9 @@ from hand_tf.io import InputError, load_json
 
 def read_folder(images_dir, keypoints_json, image_size: int = 224,
                 crop: str = "keypoints") -> HandRecords:
-  """Reads every image named in `keypoints_json` from `images_dir`."""
+  """Reads every image named in `keypoints_json` from `images_dir` (e.g. the folder
+  `hand_tf.detect` was run on and the file it wrote), leaving out the images where the
+  detector found no hand."""
   if crop not in ("keypoints", "full"):
     raise InputError(f"crop must be 'keypoints' or 'full', got {crop!r}")
   found = read_detections(keypoints_json)
@@ -31,15 +34,20 @@ def read_folder(images_dir, keypoints_json, image_size: int = 224,
   if isinstance(data, dict) and "intrinsics" in data:
     intrinsics_all = as_array(data["intrinsics"], keypoints_json, "intrinsics",
                               (len(found), 3, 3))
-  paths, boxes, intrinsics, keypoints = [], [], [], []
+  paths, boxes, intrinsics, keypoints, kept = [], [], [], [], []
   for i, name in enumerate(found.names):
+    confident = found.confidence[i] >= crops.MIN_KEYPOINT_CONFIDENCE
+    if confident.sum() < 3:  # the detector found no hand here: nothing to learn from
+      continue
+    kept.append(i)
     path = os.path.join(images_dir, name)
     image = cv2.imread(path) if os.path.isfile(path) else None
     if image is None:
       raise InputError(f"{path}: image missing or unreadable")
     height, width = image.shape[:2]
     if crop == "keypoints":
-      box = crops.square_box_around(found.keypoints[i], max_side=float(max(width, height)))
+      box = crops.square_box_around(found.keypoints[i][confident],
+                                    max_side=float(max(width, height)))
     else:
       box = crops.whole_image_box(height, width)
     to_crop = crops.crop_matrix(box, image_size)
@@ -50,6 +58,12 @@ def read_folder(images_dir, keypoints_json, image_size: int = 224,
     boxes.append(box)
     intrinsics.append(to_crop @ k)
     keypoints.append(crops.apply_to_points(to_crop, found.keypoints[i]))
+  if not kept:
+    raise InputError(f"{keypoints_json}: no image with a detected hand (at least 3 keypoints "
+                     f"of confidence {crops.MIN_KEYPOINT_CONFIDENCE})")
+  if len(kept) < len(found):
+    logging.warning("%s: %d of %d images have no detected hand and are left out",
+                    keypoints_json, len(found) - len(kept), len(found))
   return HandRecords(image_paths=paths, image_size=image_size, crop_boxes=np.stack(boxes),
                      intrinsics=np.stack(intrinsics), keypoints=np.stack(keypoints),
-                     confidence=found.confidence)
+                     confidence=found.confidence[kept])
