@@ -1,11 +1,16 @@
-"""Evaluate a model on a FreiHAND-layout split with the FreiHAND protocol.
+"""Evaluate a model on a FreiHAND-layout split with the FreiHAND protocol, or on your
+own photos against a detector's keypoints.
 
   python -m hand_tf.evaluate --model PATH --data_dir DIR [--split evaluation] [--out DIR]
+  python -m hand_tf.evaluate --model PATH --data_kind folder --data_dir PHOTOS \
+      --detections DETECTIONS.json
 
 --model: checkpoint (or run folder), SavedModel, .tflite or .onnx.  --data_dir: a FreiHAND
 folder (the real dataset with its evaluation annotations, or `hand_tf.synthesize`'s
-output).  Prints the paper's table columns and writes metrics.json, pck.png and pred.json
-(for the FreiHAND challenge server) into --out.
+output): prints the paper's table columns and writes metrics.json, pck.png and pred.json
+(for the FreiHAND challenge server) into --out.  With --data_kind folder: the folder
+`hand_tf.detect` ran on and the file it wrote; with no 3D ground truth, prints how far
+the predicted 2D joints lie from the detections and the prediction spread.
 """
 
 from absl import flags
@@ -14,7 +19,13 @@ from hand_tf import startup
 
 MODEL = flags.DEFINE_string("model", None, "Model to evaluate (any exported form).",
                             required=True)
-DATA_DIR = flags.DEFINE_string("data_dir", None, "FreiHAND-layout folder.", required=True)
+DATA_DIR = flags.DEFINE_string("data_dir", None, "FreiHAND-layout folder, or (--data_kind "
+                               "folder) a folder of photos.", required=True)
+DATA_KIND = flags.DEFINE_enum("data_kind", "freihand", ["freihand", "folder"],
+                              "freihand: 3D metrics against ground truth; folder: photos "
+                              "with a keypoints file (--detections), 2D error and spread.")
+DETECTIONS = flags.DEFINE_string("detections", None, "--data_kind folder: the keypoints file "
+                                 "(what hand_tf.detect writes).")
 SPLIT = flags.DEFINE_enum("split", "evaluation", ["training", "evaluation"], "Split.")
 SOURCE_SIZE = flags.DEFINE_integer("source_size", None,
                                    "Side of the stored images (default: read from them).")
@@ -51,6 +62,27 @@ def _record_held_out(evaluation, records):
   write_json(os.path.join(folder, HELD_OUT_FILE), value)
 
 
+def _evaluate_folder(predictor):
+  from absl import app
+
+  from hand_tf.data.folder import read_folder
+  from hand_tf.eval import report
+  if not DETECTIONS.value:
+    raise app.UsageError("--data_kind folder needs --detections (e.g. what "
+                         "`python -m hand_tf.detect PHOTOS --out FILE` writes)")
+  records = read_folder(DATA_DIR.value, DETECTIONS.value, predictor.input_size)
+  predictions = report.predict_records(predictor, records, BATCH_SIZE.value)
+  evaluation = report.evaluate_against_keypoints(predictions, records)
+  report.write_report(OUT.value, predictor.kind, evaluation, predictions,
+                      {"model": MODEL.value, "loaded": predictor.describe(),
+                       "data_dir": DATA_DIR.value, "detections": DETECTIONS.value})
+  figures = evaluation["metrics"]
+  print(f"{predictor.kind}: 2D joints {figures['keypoints_2d_px']:.1f} px from the detections "
+        f"(at 224 px), spread {figures['spread_mm']:.1f} mm; {len(records)} images; report in "
+        f"{OUT.value}/ (metrics.json, pred.json)")
+  return 0
+
+
 def main(argv):
   del argv
   if not MODEL.value.endswith((".tflite", ".onnx")):  # those run without TensorFlow
@@ -62,6 +94,8 @@ def main(argv):
   from hand_tf.predictors import load_predictor
   predictor = load_predictor(MODEL.value, NUM_THREADS.value)
   print(f"model: {predictor.describe()}", flush=True)
+  if DATA_KIND.value == "folder":
+    return _evaluate_folder(predictor)
   records = read_freihand(DATA_DIR.value, SPLIT.value, image_size=predictor.input_size,
                           source_size=SOURCE_SIZE.value)
   if LIMIT.value:

@@ -313,6 +313,15 @@ def test_evaluate_cli_reports_freihand_metrics_and_pred_json(exported, tmp_path)
   assert result.returncode != 0 and result.stderr.strip().splitlines()[-1].endswith(
       "only 'training': pass --split training")
   assert not (tmp_path / "eval2").exists()
+  # Photos without 3D ground truth: the folder detect ran on and the file it wrote.
+  result = _cli("hand_tf.evaluate", "--model", out / "s2hand.onnx", "--data_kind", "folder",
+                "--data_dir", data / "training" / "rgb", "--detections",
+                data / "training_detections.json", "--out", tmp_path / "photos")
+  assert result.returncode == 0, result.stderr[-3000:]
+  figures = json.loads((tmp_path / "photos" / "metrics.json").read_text())
+  assert figures["count"] == 6 and figures["metrics"]["keypoints_2d_px"] > 0
+  assert figures["metrics"]["spread_mm"] > 0  # the test network's hands differ by image
+  assert "px from the detections (at 224 px)" in result.stdout
 
 
 def test_the_readme_api_example_runs_without_tensorflow(exported, tmp_path):

@@ -79,6 +79,25 @@ def evaluate_records(predictions: Dict[str, np.ndarray], records: HandRecords) -
   return {"metrics": result, "pck": curves, "count": len(records)}
 
 
+def evaluate_against_keypoints(predictions: Dict[str, np.ndarray], records: HandRecords,
+                               min_confidence: float = 0.5) -> dict:
+  """For images without 3D ground truth (your own photos): how far the predicted 2D
+  joints lie from the records' keypoints (a detector's), and the prediction spread.
+
+  Returns:
+    {"metrics": {"keypoints_2d_px": mean distance over keypoints of confidence >=
+    `min_confidence`, in pixels of the 224 px reference crop; "spread_mm"}, "count"}.
+  """
+  from hand_tf import contract
+  distance = np.linalg.norm(predictions["joints2d"] - records.keypoints, axis=-1)
+  trusted = records.confidence >= min_confidence
+  scale = contract.REFERENCE_SIZE / float(records.image_size)
+  mean = float(distance[trusted].mean() * scale) if trusted.any() else float("nan")
+  return {"metrics": {"keypoints_2d_px": mean,
+                      "spread_mm": prediction_spread(predictions["joints3d"])},
+          "count": len(records)}
+
+
 def format_table(rows: Dict[str, Dict[str, float]]) -> str:
   """The paper's columns, one row per named result."""
   width = max([len(name) for name in rows] + [10])
@@ -115,10 +134,11 @@ def plot_pck(curves: Dict[str, dict], path: str) -> None:
 
 def write_report(out_dir: str, name: str, evaluation: dict,
                  predictions: Dict[str, np.ndarray], extra: dict) -> None:
-  """metrics.json, pck.png and pred.json into `out_dir`."""
+  """metrics.json, pck.png (with 3D ground truth) and pred.json into `out_dir`."""
   os.makedirs(out_dir, exist_ok=True)
   write_json(os.path.join(out_dir, "metrics.json"), {**extra, **evaluation})
-  plot_pck({name: evaluation["pck"]}, os.path.join(out_dir, "pck.png"))
+  if "pck" in evaluation:  # not for images without 3D ground truth
+    plot_pck({name: evaluation["pck"]}, os.path.join(out_dir, "pck.png"))
   write_json(os.path.join(out_dir, "pred.json"),
              [np.round(predictions["joints3d"], 6).tolist(),
               np.round(predictions["vertices"], 6).tolist()])
