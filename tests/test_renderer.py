@@ -286,7 +286,16 @@ def test_kernel_build_and_missing_compiler(tmp_path, monkeypatch):
   assert path.startswith(str(tmp_path)) and path.endswith(".so")
   with open(path, "rb") as f:
     assert f.read(4) == b"\x7fELF"
-  tf.load_op_library(path)  # loads (the op itself is already registered by the fixture)
+  # It loads and holds the op: checked in another process, because a second library
+  # registering the same kernel in this one makes every later rasterisation fail
+  # ("Multiple OpKernel registrations"; seen when the suite ran in random order).
+  import subprocess
+  import sys
+  check = subprocess.run(
+      [sys.executable, "-c", "import sys, tensorflow as tf; "
+       "print(hasattr(tf.load_op_library(sys.argv[1]), 'rasterize_triangles'))", path],
+      capture_output=True, text=True, timeout=300)
+  assert check.stdout.strip() == "True", check.stderr[-2000:]
   monkeypatch.setenv("CXX", "")
   monkeypatch.setattr(kernel.shutil, "which", lambda name: None)
   with pytest.raises(kernel.KernelUnavailableError, match="No C\\+\\+ compiler"):
