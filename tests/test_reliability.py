@@ -209,3 +209,27 @@ def test_parity_fails_an_artefact_whose_2d_joints_are_off_though_its_vertices_ag
   got["joints2d"] = reference["joints2d"] + 0.1  # noise for int8, a bug for a float format
   assert all(row["ok"] for row in compare("tflite_int8", got, reference, 64).values())
   assert not compare("tflite_fp32", got, reference, 64)["joints2d"]["ok"]
+
+
+def test_an_export_failing_parity_leaves_the_previous_set_and_keeps_the_failed_one_aside(
+    saved_run, tmp_path, monkeypatch):
+  from export import exporter, parity
+  from hand_tf.camera import default_intrinsics
+  from hand_tf.predictors import load_checkpoint_model
+  folder, _ = saved_run
+  _, model = load_checkpoint_model(str(folder))
+  out = tmp_path / "exported"
+  out.mkdir()
+  (out / "parity.json").write_text('{"previous": true}')  # a previous export's file
+  bounds = {name: -1.0 for name in parity.TOLERANCES["tflite_fp32"][1]}  # nothing passes
+  monkeypatch.setitem(parity.TOLERANCES, "tflite_fp32", ("max", bounds))
+  images = np.random.default_rng(6).integers(0, 255, (1, 64, 64, 3), np.uint8)
+  with pytest.raises(exporter.ParityError, match=r"\['tflite_fp32'\] beyond parity tolerance: "
+                                                 "kept for inspection in .*exported.failed"):
+    exporter.export_model(model, 64, str(out), ["tflite_fp32"], images,
+                          default_intrinsics(64, 64)[None], parity_count=1, log=lambda _: None)
+  assert os.listdir(out) == ["parity.json"] and "previous" in (out / "parity.json").read_text()
+  failed = tmp_path / "exported.failed"
+  report = json.loads((failed / "parity.json").read_text())
+  assert not report["tflite_fp32"]["ok"] and (failed / "s2hand_fp32.tflite").is_file()
+  assert sorted(os.listdir(tmp_path)) == ["exported", "exported.failed"]  # no staging left
