@@ -68,6 +68,9 @@ def main(argv):
     skipped.append(str(error))
 
   images = inputs.image_paths(argv[1:], on_error=skip)
+  if not images:  # nothing to do: say why without loading the model
+    raise InputError(skipped[0] if len(skipped) == 1 else
+                     f"none of the {len(skipped)} inputs names an image (named above)")
   reconstructor = HandReconstructor.load(MODEL.value, NUM_THREADS.value)
   logging.info("model: %s", reconstructor.describe())
   caveat = reconstructor.caveat()

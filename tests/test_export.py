@@ -225,6 +225,11 @@ def test_predict_cli_writes_meshes_joints_and_overlays(exported, tmp_path):
   assert f"{tmp_path / 'small.png'}: box: (100, 40, side 128) lies outside" in result.stderr
   assert sorted(os.listdir(tmp_path / "batch")) == [
       "frame.obj", "frame.ply", "frame_joints.json", "frame_overlay.png"]
+  result = _cli("hand_tf.predict", tmp_path / "nope.png", "--model", out / "s2hand.onnx",
+                "--out", tmp_path / "none", without_tensorflow=True)
+  assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == (
+      f"error: {tmp_path / 'nope.png'}: image not found")
+  assert not (tmp_path / "none").exists()
 
 
 def test_predict_takes_a_folder_and_the_keypoint_file_detect_writes(exported, tmp_path):
