@@ -54,14 +54,13 @@ def main(argv):
       raise InputError(f"--formats: unknown {unknown}; choose from tflite, "
                        f"{', '.join(KNOWN_FORMATS)}")
     check_output_folder(OUT.value)  # before the slow part
-    config, model = load_checkpoint_model(CHECKPOINT.value)
-    print(f"model: {resolve_checkpoint(CHECKPOINT.value)}, {config.image_size} px input",
-          flush=True)
+    prefix = resolve_checkpoint(CHECKPOINT.value)
+    config, model = load_checkpoint_model(prefix)
+    print(f"model: {prefix}, {config.image_size} px input", flush=True)
     images, intrinsics = calibration_set(config.image_size, NUM_CALIBRATION.value,
                                          CALIBRATION_DIR.value, config.mano_model_path)
     report = export_model(model, config.image_size, OUT.value, formats, images, intrinsics,
-                          PARITY_COUNT.value, held_out=read_held_out(
-                              resolve_checkpoint(CHECKPOINT.value)))
+                          PARITY_COUNT.value, held_out=read_held_out(prefix))
   except ParityError as e:  # the export failed at its job; not a usage error
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)

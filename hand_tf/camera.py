@@ -44,9 +44,11 @@ def project(points, intrinsics) -> np.ndarray:
   return uvw[..., :2] / np.maximum(uvw[..., 2:3], MIN_DEPTH)
 
 
-def default_intrinsics(height: int, width: int) -> np.ndarray:
-  """`[3, 3]` K for a photo of unknown camera: focal 2.5 x the longer side, centred."""
-  focal = DEFAULT_FOCAL_PER_SIDE * max(height, width)
+def default_intrinsics(height: int, width: int, focal: Optional[float] = None) -> np.ndarray:
+  """`[3, 3]` K for a photo of unknown camera: principal point centred, focal `focal`
+  pixels (default 2.5 x the longer side)."""
+  if focal is None:
+    focal = DEFAULT_FOCAL_PER_SIDE * max(height, width)
   return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]],
                   np.float32)
 
@@ -74,13 +76,13 @@ def check_intrinsics(intrinsics, where: str, height: Optional[float] = None,
       raise InputError(f"{name}: K has non-finite entries")
     if one[0, 0] <= 0 or one[1, 1] <= 0:
       raise InputError(f"{name}: focal lengths must be positive, got fx={one[0, 0]:g}, "
-                                f"fy={one[1, 1]:g}")
+                       f"fy={one[1, 1]:g}")
     if not np.allclose(one[2], (0.0, 0.0, 1.0), atol=1e-6):
       raise InputError(f"{name}: K's last row must be [0, 0, 1], got {one[2].tolist()}")
     cx, cy = one[0, 2], one[1, 2]
     if width is not None and height is not None and not (0 <= cx <= width and 0 <= cy <= height):
       raise InputError(f"{name}: principal point ({cx:g}, {cy:g}) lies outside the "
-                                f"{width:g}x{height:g} image")
+                       f"{width:g}x{height:g} image")
   return k.astype(np.float32)
 
 

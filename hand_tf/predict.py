@@ -47,10 +47,7 @@ def image_intrinsics(height, width, intrinsics=None, focal=None) -> np.ndarray:
   from hand_tf.camera import default_intrinsics
   if intrinsics is not None:
     return np.asarray(intrinsics, np.float32)
-  k = default_intrinsics(height, width)
-  if focal is not None:
-    k[0, 0] = k[1, 1] = focal
-  return k
+  return default_intrinsics(height, width, focal)
 
 
 def main(argv):

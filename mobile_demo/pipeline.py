@@ -66,9 +66,7 @@ class HandPipeline:
     start = time.perf_counter()
     box, keypoints, confidence = self._box(frame, timings)
     height, width = frame.shape[:2]
-    k = default_intrinsics(height, width)
-    if self.focal is not None:
-      k[0, 0] = k[1, 1] = self.focal
+    k = default_intrinsics(height, width, self.focal)
     infer_start = time.perf_counter()
     result = reconstruct.reconstruct(self.predictor, frame, box, k, self.faces, keypoints,
                                      confidence, self.place_on_keypoints)
