@@ -89,6 +89,47 @@ def test_the_exported_model_sees_the_image(exported):
   assert moved.min() > 0.5, moved
 
 
+def test_the_crop_has_known_answers(exported):
+  """Where the hand is in the frame: the same crop pixels with the same crop K, cut
+  130 px right and 60 px lower in a larger frame, give the same hand with its 2D joints
+  moved by exactly that; the frame and box at twice the size give the joints at twice
+  the pixels; a box far from the principal point still holds its hand."""
+  from hand_tf.camera import default_intrinsics
+  from hand_tf.predictors import load_predictor
+  from hand_tf.reconstruct import reconstruct
+  _, out, data = exported
+  images, _ = _inputs(data, 2)
+  predictor = load_predictor(str(out / "s2hand_fp32.tflite"))
+  faces = predictor.faces
+  for image in images:
+    frame = np.zeros((200, 300, 3), np.uint8)
+    frame[30:30 + SIZE, 20:20 + SIZE] = image
+    k = default_intrinsics(200, 300)
+    near = reconstruct(predictor, frame, np.array([20, 30, SIZE, SIZE]), k, faces)
+    moved = np.zeros((260, 400, 3), np.uint8)
+    moved[90:90 + SIZE, 150:150 + SIZE] = image
+    k_moved = k.copy()
+    k_moved[:2, 2] += [130, 60]
+    far = reconstruct(predictor, moved, np.array([150, 90, SIZE, SIZE]), k_moved, faces)
+    np.testing.assert_allclose(far.vertices, near.vertices, atol=1e-5)
+    np.testing.assert_allclose(far.joints2d, near.joints2d + [130, 60], atol=1e-3)
+    # Twice the frame: the crop is resized back to the network's input (antialiased, so
+    # not bit-equal) and the joints come back in the big frame's pixels.
+    big = cv2.resize(frame, (600, 400), interpolation=cv2.INTER_NEAREST)
+    k_big = np.diag([2.0, 2.0, 1.0]).astype(np.float32) @ k
+    double = reconstruct(predictor, big, np.array([40, 60, 2 * SIZE, 2 * SIZE]), k_big, faces)
+    np.testing.assert_allclose(double.joints2d, 2 * near.joints2d, atol=1.0)
+    # The box is 98 px left of and 38 px above the principal point (150, 100): the hand
+    # lands in it, where it lands in a box centred on the principal point (up to
+    # perspective), not on the camera axis.
+    centred = np.zeros((200, 300, 3), np.uint8)
+    centred[68:68 + SIZE, 118:118 + SIZE] = image
+    on_axis = reconstruct(predictor, centred, np.array([118, 68, SIZE, SIZE]), k, faces)
+    in_box = near.joints2d.mean(axis=0) - [20, 30]
+    assert np.all((in_box > 0) & (in_box < SIZE)), in_box
+    np.testing.assert_allclose(in_box, on_axis.joints2d.mean(axis=0) - [118, 68], atol=3.0)
+
+
 def _inputs(data, count=3):
   from hand_tf.data.freihand import read_freihand
   from hand_tf.io import read_image

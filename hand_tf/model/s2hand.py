@@ -42,7 +42,9 @@ class PlaceHand(keras.layers.Layer):
 
   As in S2HAND: MANO's own root rotation is fixed to (pi, 0, 0); the predicted axis-angle
   rotation turns the posed hand about the MANO origin; then
-  points = translation + |scale| * rotated points.  Units: meters; K in pixels.
+  points = translation + |scale| * rotated points.  Units: meters; K in pixels.  Given
+  `image_size`, the head's translation is taken about the ray through the crop's centre
+  (`_from_crop_centre`), so that a crop cut anywhere in a photo puts its hand inside it.
 
   `translation_from_image`: the translation head's (a, b, d) are what the crop shows
   rather than camera-frame meters: the origin's pixel offset from the crop centre, in
@@ -79,6 +81,8 @@ class PlaceHand(keras.layers.Layer):
     translation = tf.cast(translation, tf.float32)
     if self.translation_from_image:
       translation = self._camera_translation(translation, tf.cast(intrinsics, tf.float32))
+    elif self.image_size:
+      translation = self._from_crop_centre(translation, tf.cast(intrinsics, tf.float32))
     offset = translation[:, None, :]
     place = lambda p: offset + magnitude * tf.einsum("bij,bnj->bni", rotation_matrix, p)  # noqa
     vertices, joints = place(vertices), place(joints)
@@ -90,12 +94,23 @@ class PlaceHand(keras.layers.Layer):
     """[B, 3] (a, b, d) of the crop -> [B, 3] camera-frame translation, meters."""
     nominal_focal = DEFAULT_FOCAL_PER_SIDE * self.image_size
     linear = intrinsics[:, :2, :2]  # any affine pixel map (rotation-augmented crops too)
-    focal = tf.sqrt(tf.abs(tf.linalg.det(linear)))
+    focal = tf.sqrt(tf.abs(linear[:, 0, 0] * linear[:, 1, 1] - linear[:, 0, 1] * linear[:, 1, 0]))
     depth = crop_translation[:, 2] * focal / nominal_focal
     pixel = self.image_size / 2.0 + nominal_focal * crop_translation[:, :2]
-    # K [x, y, z] = z [u, v, 1]  =>  [x, y] = K2x2^-1 (z [u, v] - z c).
-    xy = tf.linalg.solve(linear, ((pixel - intrinsics[:, :2, 2]) * depth[:, None])[..., None])
-    return tf.concat([xy[..., 0], depth[:, None]], axis=-1)
+    return camera.back_project(pixel, depth, intrinsics)
+
+  def _from_crop_centre(self, translation, intrinsics):
+    """[B, 3] meters about the crop's centre ray -> [B, 3] camera-frame meters.
+
+    A crop does not show where in the photo it was cut: the same pixels come from a box
+    on the camera axis or one in a corner.  So (x, y) are taken from the ray through the
+    crop's centre at the predicted depth; for a crop centred on the principal point that
+    ray is the z axis and nothing changes.
+    """
+    depth = translation[:, 2]
+    centre = tf.fill(tf.shape(translation[:, :2]), self.image_size / 2.0)
+    ray = camera.back_project(centre, depth, intrinsics)
+    return tf.concat([translation[:, :2] + ray[:, :2], depth[:, None]], axis=-1)
 
   def get_config(self):
     return {**super().get_config(), "mano_model_path": self.mano_model_path,

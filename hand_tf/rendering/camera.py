@@ -37,6 +37,34 @@ def project(points: tf.Tensor, intrinsics: tf.Tensor) -> tf.Tensor:
   return uvw[..., :2] / tf.maximum(uvw[..., 2:3], MIN_DEPTH)
 
 
+def back_project(pixels: tf.Tensor, depth: tf.Tensor, intrinsics: tf.Tensor) -> tf.Tensor:
+  """Camera-frame points at `depth` that `project` maps to `pixels` (its inverse).
+
+  Any affine pixel map in K's top two rows (skew, rotation-augmented crops) is undone.
+  The 2 x 2 inverse is written out: TFLite has no builtin for tf.linalg.solve/inv.
+
+  Args:
+    pixels: `[A1, ..., An, 2]` pixel coordinates (u, v).
+    depth: `[A1, ..., An]` z of the points, meters.
+    intrinsics: `[A1, ..., An, 3, 3]` camera matrices K.
+
+  Returns:
+    `[A1, ..., An, 3]` camera-frame points, meters.
+  """
+  pixels = tf.convert_to_tensor(pixels)
+  intrinsics = tf.convert_to_tensor(intrinsics, dtype=pixels.dtype)
+  depth = tf.convert_to_tensor(depth, dtype=pixels.dtype)
+  shape.check_static(pixels, tensor_name="pixels", has_dim_equals=(-1, 2))
+  shape.check_static(intrinsics, tensor_name="intrinsics", has_rank_greater_than=1,
+                     has_dim_equals=((-1, 3), (-2, 3)))
+  a, b, c = intrinsics[..., 0, 0], intrinsics[..., 0, 1], intrinsics[..., 0, 2]
+  d, e, f = intrinsics[..., 1, 0], intrinsics[..., 1, 1], intrinsics[..., 1, 2]
+  # K [x, y, z] = z [u, v, 1]  =>  [x, y] = z K2x2^-1 ([u, v] - K[:2, 2]).
+  du, dv = (pixels[..., 0] - c) * depth, (pixels[..., 1] - f) * depth
+  det = a * e - b * d
+  return tf.stack([(e * du - b * dv) / det, (a * dv - d * du) / det, depth], axis=-1)
+
+
 def default_intrinsics(height, width, batch) -> tf.Tensor:
   """`[batch, 3, 3]` K of photos of unknown camera (see `hand_tf.camera.default_intrinsics`).
 

@@ -99,7 +99,9 @@ def run_stage(trainer: Trainer, records: HandRecords, epochs: int, global_batch_
     done = int(trainer.step.numpy()) - epoch * steps_per_epoch
     dataset = pipeline.distributed_dataset(
         strategy, records, global_batch_size, shuffle=True, seed=seed * 1000 + epoch,
-        augment_config=augment, skip_batches=done)
+        augment_config=augment, skip_batches=done,
+        # Parallel decoding in a fixed order: a seed, or a resume, gives the same batches.
+        deterministic=True)
     bar = tqdm(dataset, total=steps_per_epoch - done, disable=not chief,
                desc=f"{trainer.config.objective.stage} epoch {epoch + 1}/{epochs}")
     start = time.time()
