@@ -296,6 +296,48 @@ def test_predict_takes_a_folder_and_the_keypoint_file_detect_writes(exported, tm
                                atol=1e-3)
 
 
+def test_detect_then_predict_with_the_detector_and_a_camera_file(exported, tmp_path):
+  """`detect` on a folder (a photo with a hand, one without) writes the keypoints
+  MediaPipe finds; `predict --detect --intrinsics K.json` crops where they are, uses
+  that K, and places the hand on them; neither needs TensorFlow."""
+  from hand_images import palm_view
+
+  from hand_tf.data.crops import box_from_keypoints
+  from hand_tf.detection.keypoint_files import read_detections
+  _, out, _ = exported
+  image, truth = palm_view()
+  photos = tmp_path / "photos"
+  photos.mkdir()
+  cv2.imwrite(str(photos / "hand.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+  cv2.imwrite(str(photos / "wall.png"), np.full((120, 160, 3), 200, np.uint8))
+  result = _cli("hand_tf.detect", photos, "--out", tmp_path / "detect.json",
+                without_tensorflow=True)
+  assert result.returncode == 0, result.stderr[-3000:]
+  found = read_detections(tmp_path / "detect.json")
+  assert sorted(found.names) == ["hand.png", "wall.png"]
+  keypoints, confidence = (v[0] for v in found.lookup(["hand.png"]))
+  assert confidence.min() > 0.5 and np.linalg.norm(keypoints - truth, axis=1).mean() < 10
+  assert found.lookup(["wall.png"])[1].max() == 0.0  # no hand: nothing confident
+  k = np.array([[350.0, 0, 120], [0, 360.0, 130], [0, 0, 1]])
+  (tmp_path / "K.json").write_text(json.dumps(k.tolist()))
+  result = _cli("hand_tf.predict", photos / "hand.png", "--model", out / "s2hand.onnx",
+                "--detect", "--intrinsics", tmp_path / "K.json", "--out", tmp_path / "pred",
+                without_tensorflow=True)
+  assert result.returncode == 0, result.stderr[-3000:]
+  joints = json.loads((tmp_path / "pred" / "hand_joints.json").read_text())
+  np.testing.assert_allclose(joints["intrinsics"], k)
+  detected = np.asarray(joints["detected_keypoints_px"])
+  np.testing.assert_allclose(detected, keypoints, atol=0.5)
+  np.testing.assert_allclose(joints["crop_box_px"], box_from_keypoints(detected), atol=1e-3)
+  j3d, j2d = np.asarray(joints["joints3d_m_camera_frame"]), np.asarray(joints["joints2d_px"])
+  uvw = j3d @ k.T
+  np.testing.assert_allclose(j2d, uvw[:, :2] / uvw[:, 2:], atol=1e-2)
+  # Placed on the detections: the hand's joints sit on them (the untrained network's
+  # fingers differ; a constant miss would be the hand's size, ~60 px here).
+  assert joints["placed_on_keypoints"]
+  assert np.linalg.norm(j2d - detected, axis=1).mean() < 20
+
+
 def test_mobile_demo_runs_the_tflite_without_tensorflow_and_reports_fps(exported, tmp_path):
   _, out, data = exported
   result = _cli("mobile_demo", "--model", out / "s2hand_int8.tflite", "--input",
@@ -343,6 +385,14 @@ def test_evaluate_cli_reports_freihand_metrics_and_pred_json(exported, tmp_path)
   assert report["metrics"]["pa_mpjpe"] < report["metrics"]["mpjpe"]
   xyz, verts = json.loads((tmp_path / "eval" / "pred.json").read_text())
   assert np.asarray(xyz).shape == (6, 21, 3) and np.asarray(verts).shape == (6, 778, 3)
+  # The report's figures are those of the predictions it wrote against the ground truth
+  # (recomputed here: camera-frame and similarity-aligned joint errors, mm).
+  truth = np.asarray(json.loads((data / "training_xyz.json").read_text()))
+  errors = np.linalg.norm(np.asarray(xyz) - truth, axis=-1)
+  assert report["metrics"]["mpjpe"] == pytest.approx(1000 * errors.mean(), rel=1e-4)
+  aligned = [_similarity_aligned(t, p) for t, p in zip(truth, np.asarray(xyz))]
+  assert report["metrics"]["pa_mpjpe"] == pytest.approx(
+      1000 * np.linalg.norm(np.asarray(aligned) - truth, axis=-1).mean(), rel=1e-3)
   assert cv2.imread(str(tmp_path / "eval" / "pck.png")) is not None
   assert "PA-MPJPE" in result.stdout
   assert f"model: onnx {out / 's2hand.onnx'}, {SIZE} px input" in result.stdout
@@ -372,6 +422,16 @@ def test_evaluate_cli_reports_freihand_metrics_and_pred_json(exported, tmp_path)
   assert figures["count"] == 6 and figures["metrics"]["keypoints_2d_px"] > 0
   assert figures["metrics"]["spread_mm"] > 0  # the test network's hands differ by image
   assert "px from the detections (at 224 px)" in result.stdout
+
+
+def _similarity_aligned(truth, points):
+  """`points` [N, 3] moved by the scale, rotation and translation that best fit `truth`,
+  as the FreiHAND kit does it (scipy's orthogonal Procrustes; reflections allowed)."""
+  from scipy.linalg import orthogonal_procrustes
+  t, p = truth - truth.mean(0), points - points.mean(0)
+  t_norm, p_norm = np.linalg.norm(t), np.linalg.norm(p)
+  rotation, scale = orthogonal_procrustes(t / t_norm, p / p_norm)
+  return (p / p_norm) @ rotation.T * scale * t_norm + truth.mean(0)
 
 
 def test_the_readme_api_example_runs_without_tensorflow(exported, tmp_path):

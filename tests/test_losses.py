@@ -147,9 +147,14 @@ def test_every_loss_reaches_the_network():
       "photometric": lambda o, r: losses.photometric_loss(r["rgb"], image, r["mask"],
                                                           tf.ones([2])),
       "ssim": lambda o, r: losses.ssim_loss(r["rgb"], image, r["mask"]),
+      "mean_color": lambda o, r: losses.mean_color_loss(r["rgb"], image, r["mask"],
+                                                        tf.ones([2])),
       "texture_regularization": lambda o, r: losses.texture_regularization(o["texture"],
                                                                            tf.ones([2])),
   }
+  # Every term a stage can weigh (the 3D-supervised 'joint_3d' needs ground truth).
+  from hand_tf.training.objective import terms_for
+  assert set(terms) == {t for stage in ("2d", "finetune") for t in terms_for(stage)}
   with tf.GradientTape(persistent=True) as tape:
     out = training([image, k], training=True)
     rendered = renderer.render(out["vertices"], faces, tf.tanh(out["texture"]), k,
