@@ -132,10 +132,9 @@ def main(argv):
                              sync_batch_norm=SYNC_BN.value,
                              translation_from_image=FROM_IMAGE.value)
   augment = pipeline.AugmentConfig() if AUGMENT.value else None
-  previous = INIT_FROM.value
-  for plan in loop.plan_stages(STAGE.value, OUT_DIR.value, EPOCHS.value, DECAY_EVERY.value,
-                               DECAY_FACTOR.value):
-    config = TrainerConfig(
+
+  def build_trainer(plan):
+    return Trainer(TrainerConfig(
         out_dir=loop.worker_dir(strategy, plan.out_dir), model=model_config,
         objective=ObjectiveConfig(
             stage=plan.stage, mode=MODE.value, weights=weights,
@@ -143,20 +142,23 @@ def main(argv):
             scale_target_m=SCALE_TARGET.value or constants.SCALE_BONE_TARGET_M),
         learning_rate=LR.value, steps_per_epoch=len(records) // BATCH.value,
         decay_every_epochs=plan.decay_every, decay_factor=plan.decay_factor,
-        keep_checkpoints=KEEP.value)
-    trainer = Trainer(config, strategy)
-    restored = trainer.restore()
-    if not restored and previous:
-      trainer.init_from(previous)
+        keep_checkpoints=KEEP.value), strategy)
+
+  def announce(plan, trainer, restored, starting):
     print(f"stage {plan.stage}: {'resumed from ' + restored if restored else 'starting'}"
-          f"{' (weights from ' + previous + ')' if previous and not restored else ''}, "
+          f"{' (weights from ' + starting + ')' if starting else ''}, "
           f"{model_config.image_size} px input, {len(records)} images, "
-          f"{config.steps_per_epoch} steps/epoch, {plan.epochs} epochs, "
+          f"{trainer.config.steps_per_epoch} steps/epoch, {plan.epochs} epochs, "
           f"lr x{plan.decay_factor:.3g} every {plan.decay_every}, "
           f"{strategy.num_replicas_in_sync} replica(s)", flush=True)
+
+  def train(trainer, plan):
     loop.run_stage(trainer, records, plan.epochs, BATCH.value, SEED.value, augment,
                    SAVE_EVERY.value, IMAGE_EVERY.value)
-    previous = trainer.manager.latest_checkpoint
+
+  plans = loop.plan_stages(STAGE.value, OUT_DIR.value, EPOCHS.value, DECAY_EVERY.value,
+                           DECAY_FACTOR.value)
+  previous = loop.run_schedule(plans, build_trainer, train, INIT_FROM.value, announce)
   print(f"done: {previous}", flush=True)
   return 0
 

@@ -62,9 +62,12 @@ class GeometryHead(keras.layers.Layer):
 
   def call(self, features, training=None):
     x = self.trunk(features, training=training)
-    return {"pose_coeffs": self.pose_head(x), "shape": self.shape_head(x),
-            "translation": self.translation_head(x), "rotation": self.rotation_head(x),
-            "scale": self.scale_head(x)}
+    outputs = {"pose_coeffs": self.pose_head(x), "shape": self.shape_head(x),
+               "translation": self.translation_head(x), "rotation": self.rotation_head(x),
+               "scale": self.scale_head(x)}
+    # Under mixed precision the heads compute in float16; MANO, the renderer and the
+    # losses take float32 (Keras' advice: a model's outputs in float32).
+    return {k: keras.ops.cast(v, "float32") for k, v in outputs.items()}
 
   def get_config(self):
     return {**super().get_config(), "ncomps": self.ncomps}
@@ -106,8 +109,8 @@ class TextureLightHead(keras.layers.Layer):
   def call(self, low_level, training=None):
     x = self.conv(low_level, training=training)
     offsets = keras.ops.reshape(self.texture_head(x), (-1, self.num_texels, 3))
-    texture = offsets + np.asarray(SKIN_MEAN, np.float32)
-    return {"texture": texture, "lighting": self.light_head(x)}
+    texture = keras.ops.cast(offsets, "float32") + np.asarray(SKIN_MEAN, np.float32)
+    return {"texture": texture, "lighting": keras.ops.cast(self.light_head(x), "float32")}
 
   def get_config(self):
     return {**super().get_config(), "num_texels": self.num_texels}

@@ -60,6 +60,38 @@ def plan_stages(stage: str, out_dir: str, epochs: Optional[int] = None,
   return plans
 
 
+def run_schedule(plans: List[StagePlan], build_trainer: Callable[[StagePlan], Trainer],
+                 train: Callable[[Trainer, StagePlan], None], init_from: Optional[str] = None,
+                 announce: Callable[[StagePlan, Trainer, Optional[str], Optional[str]],
+                                    None] = lambda *args: None) -> Optional[str]:
+  """Runs stages in order, each from the previous stage's last checkpoint.
+
+  A stage whose folder already holds a checkpoint resumes from it instead (a restarted
+  'all' run passes quickly over the stages it finished and resumes the one it was in).
+
+  Args:
+    plans: from `plan_stages`.
+    build_trainer: makes the trainer of a stage (checkpointing into its folder).
+    train: trains a trainer through its stage (`run_stage`).
+    init_from: the first stage's starting weights (a checkpoint path), if any.
+    announce: called as (plan, trainer, restored path or None, starting weights or None)
+      before each stage trains.
+
+  Returns:
+    The last stage's newest checkpoint.
+  """
+  previous = init_from
+  for plan in plans:
+    trainer = build_trainer(plan)
+    restored = trainer.restore()
+    if not restored and previous:
+      trainer.init_from(previous)
+    announce(plan, trainer, restored, None if restored else previous)
+    train(trainer, plan)
+    previous = trainer.manager.latest_checkpoint
+  return previous
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
   resolver = getattr(strategy, "cluster_resolver", None)
   if resolver is None or not resolver.task_type:

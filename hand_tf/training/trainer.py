@@ -66,6 +66,10 @@ class Trainer:
       schedule = StepDecay(config.learning_rate, config.steps_per_epoch,
                            config.decay_every_epochs, config.decay_factor)
       self.optimizer = keras.optimizers.Adam(schedule)
+      # float16 gradients underflow without it; Keras' fit() adds it, a custom loop must.
+      self.loss_scaled = keras.mixed_precision.global_policy().compute_dtype == "float16"
+      if self.loss_scaled:
+        self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
       self.optimizer.build(self.training_model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
       self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
@@ -123,10 +127,13 @@ class Trainer:
     with tf.GradientTape() as tape:
       outputs = self._model_for_stage([batch["image"], batch["intrinsics"]], training=True)
       values = self.objective(outputs, batch, self.laplacian)
-      scaled = values["total"] / replicas
+      share = values["total"] / replicas
+      scaled = self.optimizer.scale_loss(share) if self.loss_scaled else share
     grads = tape.gradient(scaled, variables)
-    bad = tf.cast(tf.logical_not(tf.math.is_finite(scaled)), tf.int32)
-    for g in grads:
+    bad = tf.cast(tf.logical_not(tf.math.is_finite(share)), tf.int32)
+    # With loss scaling, non-finite gradients of a finite loss are an overflow of the
+    # scale: the LossScaleOptimizer skips that update and halves the scale itself.
+    for g in ([] if self.loss_scaled else grads):
       if g is not None:
         bad += tf.cast(tf.logical_not(tf.reduce_all(tf.math.is_finite(g))), tf.int32)
     # Every replica must take the same decision, or their weights would diverge.
