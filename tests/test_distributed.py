@@ -1,0 +1,108 @@
+"""Training beyond one device: two MultiWorkerMirroredStrategy workers on loopback, and
+mixed precision (the GPU option) on CPU."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+from test_trainer import SMALL, _config
+
+from hand_tf.data import pipeline
+from hand_tf.data.freihand import read_freihand
+from hand_tf.training.trainer import Trainer, weights_checksum
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_multi_worker_training_ends_with_identical_weights(tmp_path, synthetic_dataset):
+  """Two worker processes on loopback train 2 steps through the CLI; same weights.
+
+  Weights and optimizer state must be identical; batch-norm moving statistics are each
+  worker's own (as each GPU's under MirroredStrategy) and are left out."""
+  root, _ = synthetic_dataset
+  out = tmp_path / "run"
+  # A port found free can be taken before the worker binds it (close-then-bind): a
+  # launch that fails to bind is retried with new ports rather than failing the test.
+  for _ in range(3):
+    workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
+    procs = []
+    for index in range(2):
+      env = dict(os.environ, TF_CONFIG=json.dumps(
+          {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+      procs.append(subprocess.Popen(
+          [sys.executable, "-m", "hand_tf.train", "--data_dir", str(root), "--detections",
+           str(root / "training_detections.json"), "--stage", "3d", "--image_size", "64",
+           "--batch_size", "4", "--epochs", "1", "--no_appearance", "--strategy",
+           "multi_worker", "--hourglass_features", "16",
+           "--hourglass_stacks", "1",
+           "--out_dir", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+          text=True))
+    results = [p.communicate(timeout=600) for p in procs]
+    if not any("address already in use" in err.lower() for _, err in results):
+      break
+  for p, (_, stderr) in zip(procs, results):
+    assert p.returncode == 0, stderr[-3000:]
+  chief_out = results[0][0]
+  assert "stage 3d: starting, 64 px input, 8 images, 2 steps/epoch, 1 epochs" in chief_out
+  assert "2 replica(s)" in chief_out and "3d epoch 1/1: loss" in chief_out
+  assert any((out / "train").iterdir())  # TensorBoard events, chief only
+  chief = tf.train.load_checkpoint(str(out / "ckpt-2"))
+  worker = tf.train.load_checkpoint(str(out / "workers" / "worker_1" / "ckpt-2"))
+  names = [n for n in chief.get_variable_to_shape_map()
+           if n.startswith(("model/", "optimizer/")) and "moving_" not in n]
+  assert len(names) > 300
+  for name in names:
+    np.testing.assert_array_equal(chief.get_tensor(name), worker.get_tensor(name), name)
+
+
+def test_mixed_precision_scales_the_loss_and_keeps_the_hand_in_float32(tmp_path,
+                                                                        synthetic_dataset):
+  """--mixed_precision: the network computes in float16, every output the losses, MANO
+  and the renderer see is float32, the loss is scaled (float16 gradients underflow
+  without it), and a NaN batch is still skipped."""
+  import keras
+  root, _ = synthetic_dataset
+  batch = next(iter(pipeline.make_dataset(read_freihand(
+      str(root), detections=str(root / "training_detections.json"), image_size=64,
+      source_size=96), 4, drop_remainder=True)))
+  keras.utils.set_random_seed(0)
+  keras.mixed_precision.set_global_policy("mixed_float16")
+  try:
+    trainer = Trainer(_config(tmp_path, stage="3d"))
+  finally:
+    keras.mixed_precision.set_global_policy("float32")  # no leak into later tests
+  assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+  model = trainer.training_model
+  assert model.get_layer(f"encoder_{SMALL.backbone}").compute_dtype == "float16"
+  assert model.get_layer("place_hand").compute_dtype == "float32"
+  outputs = model([batch["image"], batch["intrinsics"]], training=False)
+  assert {k: v.dtype for k, v in outputs.items()} == {k: tf.float32 for k in outputs}
+  initial = float(trainer.optimizer.dynamic_scale.numpy())
+  before = weights_checksum(model)
+  results = []
+  while int(trainer.optimizer.iterations.numpy()) < 2 and len(results) < 16:
+    results.append(trainer.train_step(batch))
+  assert all(r["applied"] and np.isfinite(r["total"]) for r in results), results
+  # Each step either updated the weights (unscaled gradients) or overflowed float16 and
+  # halved the scale without touching them; from random weights the first ones overflow.
+  updates = int(trainer.optimizer.iterations.numpy())
+  assert updates == 2 and weights_checksum(model) != before
+  # From these random weights the gradients of the loss times 2^15 overflow float16 at
+  # first (4 times): proof that the loss is scaled, not only the gradients unscaled.
+  assert len(results) > updates
+  assert float(trainer.optimizer.dynamic_scale.numpy()) == initial * 0.5 ** (
+      len(results) - updates)
+  assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+  poisoned = dict(batch, image=tf.tensor_scatter_nd_update(batch["image"], [[0, 0, 0, 0]],
+                                                           [np.nan]))
+  before = weights_checksum(model)
+  assert not trainer.train_step(poisoned)["applied"]
+  assert weights_checksum(model) == before
