@@ -54,12 +54,18 @@ MANO = flags.DEFINE_string("mano_model_path", None, "MANO_RIGHT.pkl; default syn
 NO_APPEARANCE = flags.DEFINE_bool("no_appearance", False, "Leave out the rendering losses.")
 DISABLE = flags.DEFINE_list("disable_losses", [], "Loss terms to leave out.")
 STRATEGY = flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
-                             "tf.distribute strategy (multi_worker reads TF_CONFIG).")
+                             "tf.distribute strategy (multi_worker: see --cluster).")
+CLUSTER = flags.DEFINE_enum("cluster", "tf_config", ["tf_config", "slurm"],
+                            "Where multi_worker finds its workers: the TF_CONFIG variable, "
+                            "or Slurm's (one task per worker, ports from 8888).")
 MIXED = flags.DEFINE_bool("mixed_precision", False, "mixed_float16 compute.")
 SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 OUT_DIR = flags.DEFINE_string("out_dir", "runs/s2hand", "Checkpoints and summaries.")
 KEEP = flags.DEFINE_integer("keep", 3, "Checkpoints to keep.")
 AUGMENT = flags.DEFINE_bool("augment", False, "Colour and similarity augmentation.")
+DROP_CONNECT = flags.DEFINE_float(
+    "drop_connect_rate", 0.2, "The encoder's stochastic depth (0: none, and training "
+    "steps become deterministic: what comparing two runs needs).")
 SYNC_BN = flags.DEFINE_bool("sync_batch_norm", False,
                             "Batch-norm statistics over the global batch (all replicas).")
 FROM_IMAGE = flags.DEFINE_bool(
@@ -94,7 +100,9 @@ def _strategy():
   if STRATEGY.value == "mirrored":
     return tf.distribute.MirroredStrategy()
   if STRATEGY.value == "multi_worker":
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    from hand_tf.training import loop
+    return tf.distribute.MultiWorkerMirroredStrategy(
+        cluster_resolver=loop.cluster_resolver(CLUSTER.value))
   return tf.distribute.get_strategy()
 
 
@@ -130,6 +138,7 @@ def main(argv):
                              hourglass_features=HG_FEATURES.value,
                              hourglass_stacks=HG_STACKS.value,
                              sync_batch_norm=SYNC_BN.value,
+                             drop_connect_rate=DROP_CONNECT.value,
                              translation_from_image=FROM_IMAGE.value)
   augment = pipeline.AugmentConfig() if AUGMENT.value else None
 

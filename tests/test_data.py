@@ -314,6 +314,29 @@ def test_pipeline_batches_shuffles_deterministically_and_distributes(synthetic_d
   assert shapes == [(2, 64, 64, 3), (2, 64, 64, 3)]
 
 
+def test_worker_shards_together_are_the_one_worker_batches(synthetic_dataset):
+  """Two workers (shards) at batch 2 each: step k's two batches hold exactly the images
+  of one worker's k-th batch of 4, augmented identically; every image once an epoch."""
+  root, _ = synthetic_dataset
+  records = read_freihand(str(root), detections=str(root / "training_detections.json"),
+                          image_size=32, source_size=96)
+  kwargs = dict(shuffle=True, seed=5, deterministic=True, drop_remainder=True,
+                augment_config=pipeline.AugmentConfig())
+  whole = list(pipeline.make_dataset(records, 4, **kwargs))
+  shards = [list(pipeline.make_dataset(records, 2, shard=(2, i), **kwargs)) for i in (0, 1)]
+  assert len(whole) == len(shards[0]) == len(shards[1]) == 2
+  for k, batch in enumerate(whole):
+    parts = [shards[0][k], shards[1][k]]
+    together = {key: np.concatenate([p[key].numpy() for p in parts]) for key in batch}
+    order = np.argsort(together["index"])
+    expected = np.argsort(batch["index"].numpy())
+    for key in ("index", "image", "keypoints", "intrinsics"):
+      np.testing.assert_allclose(together[key][order], batch[key].numpy()[expected],
+                                 atol=1e-6, err_msg=key)
+  seen = np.concatenate([p["index"].numpy() for shard in shards for p in shard])
+  assert sorted(seen) == list(range(8))
+
+
 def test_synthesize_cli_prints_speed_and_detector_statistics(tmp_path):
   import subprocess
   import sys

@@ -121,7 +121,8 @@ def make_dataset(records: HandRecords, batch_size: int, shuffle: bool = False, s
     repeat: repeat forever (shuffling anew each epoch).
     drop_remainder: drop the last incomplete batch (needed for static batch shapes).
     include_masks: also load `records.mask_paths` as `mask`.
-    shard: (num_shards, index) to read a disjoint part, e.g. one input pipeline of many.
+    shard: (num_shards, index) to read a disjoint part, e.g. one input pipeline of many:
+      element i of the shuffled order goes to pipeline i % num_shards.
     skip_batches: leave out the first batches (resuming mid-epoch); their images are not
       read, and the rest are augmented exactly as they would have been.
   """
@@ -139,13 +140,17 @@ def make_dataset(records: HandRecords, batch_size: int, shuffle: bool = False, s
       raise ValueError("include_masks=True but the records have no mask paths")
     columns["mask_path"] = np.asarray(records.mask_paths)
   dataset = tf.data.Dataset.from_tensor_slices(columns)
-  if shard is not None:
-    dataset = dataset.shard(*shard)
   if shuffle:
     dataset = dataset.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
   if repeat:
     dataset = dataset.repeat()
   dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.random(seed=seed).batch(2)))
+  if shard is not None:
+    # After the shuffle and the augmentation seeds (the same on every pipeline): pipeline
+    # i takes elements i, i + n, ..., so step k's per-replica batches together are the
+    # k-th global batch of one pipeline, augmented alike.  (This is the DATA auto-shard
+    # policy, done by hand: `distributed_dataset` builds one pipeline per worker.)
+    dataset = dataset.shard(*shard)
   if skip_batches:
     dataset = dataset.skip(skip_batches * batch_size)
 

@@ -92,6 +92,18 @@ def run_schedule(plans: List[StagePlan], build_trainer: Callable[[StagePlan], Tr
   return previous
 
 
+def cluster_resolver(kind: str = "tf_config"):
+  """The workers of a multi-worker run: 'tf_config' (the TF_CONFIG variable) or 'slurm'
+  (TensorFlow's SlurmClusterResolver: every Slurm task a worker, task 0 the chief, the
+  node's GPUs shared among its tasks through CUDA_VISIBLE_DEVICES)."""
+  resolvers = tf.distribute.cluster_resolver
+  if kind == "tf_config":
+    return resolvers.TFConfigClusterResolver()
+  if kind == "slurm":
+    return resolvers.SlurmClusterResolver()
+  raise ValueError(f"cluster must be 'tf_config' or 'slurm', got {kind!r}")
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
   resolver = getattr(strategy, "cluster_resolver", None)
   if resolver is None or not resolver.task_type:
