@@ -42,10 +42,8 @@ $(VENV)/share/hand_tf/mediapipe/hand_landmark_full.tflite:
 
 install: $(STAMP)
 
-# Two processes, each test file whole in one (its fixtures are built once): the heavy
-# files (training, export, learning) then overlap instead of queueing.
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest -q tests
 
 demo: install
 	$(BIN)/python -m hand_tf.demo --out $(DEMO_OUT)

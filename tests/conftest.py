@@ -44,14 +44,3 @@ def synthetic_dataset(tmp_path_factory):
   summary = synthesize(str(root), 8, image_size=96, seed=3, occluders=True, batch_size=4,
                        progress=False)
   return root, summary
-
-
-# The files that train or export (minutes each) start first, so that with `-n 2` the two
-# processes finish together instead of one running the last heavy file alone.
-_HEAVY_FIRST = ("test_trainer.py", "test_learning.py", "test_export.py",
-                "test_distributed.py", "test_reliability.py")
-
-
-def pytest_collection_modifyitems(items):
-  rank = {name: i for i, name in enumerate(_HEAVY_FIRST)}
-  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
