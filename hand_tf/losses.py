@@ -13,6 +13,30 @@ from mano_tf import constants
 _BONES = np.asarray(constants.BONES, np.int32)  # [20, 2] (parent, child)
 
 
+def batch_weighted_mean(weighted_sum, weight_sum):
+  """sum(w x) / sum(w) over the global batch, as this replica's share of the loss.
+
+  Under `tf.distribute` each replica holds part of the batch, and the trainer sums the
+  replicas' losses divided by their number.  Dividing by the replica's own weights
+  would weigh an example by how confident its neighbours on that replica were, so two
+  replicas would not compute what one device computes on the whole batch; the sum of
+  the weights is therefore taken over all replicas (no gradient flows through it).
+
+  Args:
+    weighted_sum: scalar, this replica's sum of weight x value.
+    weight_sum: scalar, this replica's sum of weights.
+
+  Returns:
+    Scalar: weighted_sum / (all replicas' weight_sum) x replicas; 0 where no weight.
+  """
+  context = tf.distribute.get_replica_context()
+  replicas = context.num_replicas_in_sync if context is not None else 1
+  if replicas > 1:
+    weight_sum = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stop_gradient(weight_sum))
+    weighted_sum = weighted_sum * float(replicas)
+  return tf.math.divide_no_nan(weighted_sum, weight_sum)
+
+
 def robust_distance(distance, beta: float = 5.0):
   """SmoothL1 of a distance: d^2 / (2 beta) below beta, d - beta / 2 above (pixels)."""
   return tf.where(distance < beta, 0.5 * tf.square(distance) / beta, distance - 0.5 * beta)
@@ -34,7 +58,7 @@ def joint_location_loss(predicted, detected, confidence):
   """
   weight = tf.square(confidence * tf.constant(constants.KEYPOINT_LOSS_WEIGHTS, tf.float32))
   rho = robust_distance(_safe_norm(predicted - detected))
-  return tf.math.divide_no_nan(tf.reduce_sum(rho * weight), tf.reduce_sum(weight))
+  return batch_weighted_mean(tf.reduce_sum(rho * weight), tf.reduce_sum(weight))
 
 
 def apparent_size_loss(predicted, detected, confidence):
@@ -93,8 +117,8 @@ def keypoint_branch_loss(stacks, detected, confidence):
   weight = tf.square(confidence)
   total = 0.0
   for keypoints in stacks:
-    total += tf.math.divide_no_nan(
-        tf.reduce_sum(weight * _safe_norm(keypoints - detected)), tf.reduce_sum(weight))
+    total += batch_weighted_mean(tf.reduce_sum(weight * _safe_norm(keypoints - detected)),
+                                 tf.reduce_sum(weight))
   return total
 
 
@@ -136,7 +160,7 @@ def photometric_weight(confidence):
 
 def _weighted_mean(per_sample, weight):
   w2 = tf.square(weight)
-  return tf.math.divide_no_nan(tf.reduce_sum(per_sample * w2), tf.reduce_sum(w2))
+  return batch_weighted_mean(tf.reduce_sum(per_sample * w2), tf.reduce_sum(w2))
 
 
 def photometric_loss(rendered, image, mask, weight):

@@ -44,21 +44,15 @@ def batch(synthetic_dataset):
   return next(iter(pipeline.make_dataset(records, 4, drop_remainder=True)))
 
 
-def _equal_confidences(batch):
-  # Loss terms normalise by their batch's summed confidence; equal confidences make the
-  # mean of per-replica losses equal to the global one.
-  return dict(batch, confidence=tf.ones_like(batch["confidence"]))
-
-
 @pytest.fixture(scope="module")
 def single_device_run(tmp_path_factory, batch):
-  """A default-strategy trainer after one step on the batch with equal confidences,
-  with its weights before, and its Adam first moments (0.1 x the gradient) after."""
+  """A default-strategy trainer after one step on the batch, with its weights before,
+  and its Adam first moments (0.1 x the gradient) after."""
   import keras
   keras.utils.set_random_seed(0)  # the weights compared below, whatever ran before
   trainer = Trainer(_config(tmp_path_factory.mktemp("single")))
   initial = trainer.training_model.get_weights()
-  first = trainer.train_step(_equal_confidences(batch))
+  first = trainer.train_step(batch)
   return (trainer, initial, first, trainer.training_model.get_weights(),
           _first_moments(trainer))
 
@@ -178,15 +172,17 @@ def test_stage_checkpoints_refuse_another_stage_and_seed_the_next(tmp_path, sing
 
 
 def test_mirrored_strategy_matches_one_device(tmp_path, batch, single_device_run):
-  """Two replicas with [a, b] and [c, d] == one device with [a, b, c, d]."""
+  """Two replicas with [a, b] and [c, d] == one device with [a, b, c, d], confidences
+  and all: the confidence-weighted terms divide by the whole batch's summed confidence
+  (`losses.batch_weighted_mean`), not each replica's."""
   _, initial, single_first, single_after, single_moments = single_device_run
   strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
   assert strategy.num_replicas_in_sync == 2
   trainer = Trainer(_config(tmp_path), strategy)
   trainer.training_model.set_weights(initial)
-  equal = _equal_confidences(batch)
+  assert np.ptp(batch["confidence"].numpy()) > 0.3  # the detector's, unequal
   distributed = strategy.experimental_distribute_values_from_function(
-      lambda ctx: {k: v[2 * ctx.replica_id_in_sync_group:][:2] for k, v in equal.items()})
+      lambda ctx: {k: v[2 * ctx.replica_id_in_sync_group:][:2] for k, v in batch.items()})
   first = trainer.train_step(distributed)
   assert first["applied"]
   assert first["total"] == pytest.approx(single_first["total"], rel=1e-4)
@@ -205,7 +201,7 @@ def test_mirrored_strategy_matches_one_device(tmp_path, batch, single_device_run
   assert np.linalg.norm(ours - reference) < 0.02 * np.linalg.norm(reference)
   # The NaN guard across replicas: a NaN in the second replica's images only; both
   # replicas skip (one applying alone would split their weights), statistics included.
-  poisoned = dict(equal, image=tf.tensor_scatter_nd_update(equal["image"], [[3, 0, 0, 0]],
+  poisoned = dict(batch, image=tf.tensor_scatter_nd_update(batch["image"], [[3, 0, 0, 0]],
                                                            [np.nan]))
   distributed = strategy.experimental_distribute_values_from_function(
       lambda ctx: {k: v[2 * ctx.replica_id_in_sync_group:][:2] for k, v in poisoned.items()})
