@@ -78,21 +78,26 @@ def test_predictions_vary_across_images(overfit):
 
 
 def test_finetune_first_steps_are_finite(tmp_path):
-  """All losses with rendering, from random B0 weights at 128 px: no step is skipped.
+  """Every loss with rendering, from random weights: the first steps are all applied
+  and every term is finite.
 
-  The first update over-lights the render (values near 100); tf.image.ssim's variance
-  E[x^2] - E[x]^2 then cancelled below zero and its loss turned NaN, so the NaN guard
-  skipped steps 2-4 (losses.ssim clamps it).
+  The first updates over-light the render; tf.image.ssim's variance E[x^2] - E[x]^2
+  then once cancelled below zero and its loss turned NaN (guarded by
+  test_losses.py::test_ssim_of_an_over_lit_render_is_finite: with today's heads these
+  steps no longer reach it, so this test is the smoke test of the whole objective).
   """
   import keras
   keras.utils.set_random_seed(0)
-  size = 128
+  size = 96
   records = _records(tmp_path / "data", size, 16, seed=0)
   batch = next(iter(pipeline.make_dataset(records, 16, drop_remainder=True)))
-  model = ModelConfig(image_size=size, backbone="b0", encoder_weights=None,
-                      hourglass_features=16, hourglass_stacks=1, hourglass_modules=1)
+  model = ModelConfig(image_size=size, encoder_weights=None, hourglass_features=16,
+                      hourglass_stacks=1, hourglass_modules=1)
   trainer = Trainer(TrainerConfig(out_dir=str(tmp_path / "run"), model=model,
                                   objective=ObjectiveConfig(stage="finetune")))
-  applied = [trainer.train_step(batch)["applied"] for _ in range(5)]
-  assert all(applied), applied
+  results = [trainer.train_step(batch) for _ in range(3)]
+  assert all(r["applied"] for r in results), results
+  assert {"photometric", "ssim", "mean_color", "texture_regularization", "consistency",
+          "keypoint_branch", "joint_location"} <= set(results[0])
+  assert all(np.isfinite(v) for r in results for k, v in r.items() if k != "applied")
   assert int(trainer.skipped.numpy()) == 0
