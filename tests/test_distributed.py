@@ -104,8 +104,9 @@ def test_two_workers_with_synchronised_batch_norm_compute_what_one_process_compu
     np.testing.assert_array_equal(chief.get_tensor(name), worker.get_tensor(name), name)
   # Against one process with the whole batch: the first step's loss terms (measured
   # 3e-6 to 3e-4 apart; with each worker dividing by its own summed confidence, the
-  # joint term 3e-3) ...  (The second step's are 1e-3 to 2e-2 apart against 4e-5 for
-  # one process with oneDNN's kernels switched off: open, docs/experiments.md.)
+  # joint term 3e-3) ...  (The second step's are 1e-3 to 2e-2 apart: Adam's first
+  # update, lr sign(g), moves near-zero-gradient weights opposite ways; from the same
+  # state a second step matches again: docs/experiments.md.)
   (losses, panels), (reference_losses, _) = _logged(out), _logged(single)
   assert len(panels) >= 2, panels  # the chief's rendered training panels
   assert sorted(losses) == sorted(reference_losses) == [1, 2]
