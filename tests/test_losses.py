@@ -19,6 +19,29 @@ def test_robust_distance_values():
   np.testing.assert_allclose(losses.robust_distance(d), [0.0, 0.1, 1.6, 2.5, 6.5], atol=1e-6)
 
 
+def test_weighted_means_are_taken_over_the_whole_batch_across_replicas():
+  """Two replicas, weights [1, 1] with values [1, 1] and weights [0.1, 0.1] with values
+  [3, 3]: what the trainer sums (each replica's loss / 2) is the whole batch's weighted
+  mean 2.6 / 2.2, not the mean of the replicas' own means (2)."""
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  weights = tf.constant([1.0, 1.0, 0.1, 0.1])
+  values = tf.constant([1.0, 1.0, 3.0, 3.0])
+
+  def replica(w, v):
+    return losses.batch_weighted_mean(tf.reduce_sum(w * v), tf.reduce_sum(w)) / 2.0
+
+  def part(x):
+    return strategy.experimental_distribute_values_from_function(
+        lambda ctx: x[2 * ctx.replica_id_in_sync_group:][:2])
+
+  shares = strategy.run(replica, args=(part(weights), part(values)))
+  total = strategy.reduce(tf.distribute.ReduceOp.SUM, shares, axis=None)
+  assert float(total) == pytest.approx(2.6 / 2.2, rel=1e-6)
+  # One device: the plain weighted mean.
+  assert float(losses.batch_weighted_mean(tf.reduce_sum(weights * values),
+                                          tf.reduce_sum(weights))) == pytest.approx(2.6 / 2.2)
+
+
 def test_joint_location_loss():
   kp = _keypoints()
   conf = tf.ones([2, 21])
