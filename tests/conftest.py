@@ -23,6 +23,14 @@ from mano_tf.synthetic import build_synthetic_mano  # noqa: E402
 
 
 @pytest.fixture(scope="session")
+def two_replicas():
+  """A MirroredStrategy over the two logical CPUs, one for the whole run: every instance
+  numbers its collective ops from the same keys, so a second instance's all-reduce
+  collides with the first's ("Shape mismatch in the collective instance 100")."""
+  return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture(scope="session")
 def synthetic_model():
   return build_synthetic_mano("right")
 

@@ -7,7 +7,6 @@ import pickle
 import cv2
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from hand_tf.camera import project
 from hand_tf.data import pipeline
@@ -292,7 +291,8 @@ def test_pipeline_crop_and_augmentation_keep_keypoints_on_the_image(tmp_path):
                                element["keypoints"][0, :3].numpy(), atol=1e-3)
 
 
-def test_pipeline_batches_shuffles_deterministically_and_distributes(synthetic_dataset):
+def test_pipeline_batches_shuffles_deterministically_and_distributes(synthetic_dataset,
+                                                                    two_replicas):
   root, _ = synthetic_dataset
   records = read_freihand(str(root), detections=str(root / "training_detections.json"),
                           image_size=64, source_size=96)
@@ -307,7 +307,7 @@ def test_pipeline_batches_shuffles_deterministically_and_distributes(synthetic_d
   assert batch["image"].shape == (4, 64, 64, 3) and batch["mask"].shape == (4, 64, 64, 1)
   assert batch["vertices"].shape == (4, constants.NUM_VERTICES, 3)
   assert 0.0 <= batch["image"].numpy().min() and batch["image"].numpy().max() <= 1.0
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  strategy = two_replicas
   distributed = pipeline.distributed_dataset(strategy, records, 4)
   per_replica = next(iter(distributed))["image"]
   shapes = [t.shape for t in strategy.experimental_local_results(per_replica)]

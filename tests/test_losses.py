@@ -19,11 +19,11 @@ def test_robust_distance_values():
   np.testing.assert_allclose(losses.robust_distance(d), [0.0, 0.1, 1.6, 2.5, 6.5], atol=1e-6)
 
 
-def test_weighted_means_are_taken_over_the_whole_batch_across_replicas():
+def test_weighted_means_are_taken_over_the_whole_batch_across_replicas(two_replicas):
   """Two replicas, weights [1, 1] with values [1, 1] and weights [0.1, 0.1] with values
   [3, 3]: what the trainer sums (each replica's loss / 2) is the whole batch's weighted
   mean 2.6 / 2.2, not the mean of the replicas' own means (2)."""
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  strategy = two_replicas
   weights = tf.constant([1.0, 1.0, 0.1, 0.1])
   values = tf.constant([1.0, 1.0, 3.0, 3.0])
 

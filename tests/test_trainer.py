@@ -171,12 +171,13 @@ def test_stage_checkpoints_refuse_another_stage_and_seed_the_next(tmp_path, sing
   assert json.loads((tmp_path / "next" / "model_config.json").read_text())["image_size"] == 64
 
 
-def test_mirrored_strategy_matches_one_device(tmp_path, batch, single_device_run):
+def test_mirrored_strategy_matches_one_device(tmp_path, batch, single_device_run,
+                                              two_replicas):
   """Two replicas with [a, b] and [c, d] == one device with [a, b, c, d], confidences
   and all: the confidence-weighted terms divide by the whole batch's summed confidence
   (`losses.batch_weighted_mean`), not each replica's."""
   _, initial, single_first, single_after, single_moments = single_device_run
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  strategy = two_replicas
   assert strategy.num_replicas_in_sync == 2
   trainer = Trainer(_config(tmp_path), strategy)
   trainer.training_model.set_weights(initial)
