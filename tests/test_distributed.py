@@ -36,8 +36,8 @@ def _checkpoint_arrays(path, prefix):
   reader = tf.train.load_checkpoint(str(path))
   names = sorted(n for n in reader.get_variable_to_shape_map()
                  if n.startswith(prefix) and "OPTIMIZER_SLOT" not in n)
-  return np.concatenate([reader.get_tensor(n).ravel() for n in names
-                         if reader.get_tensor(n).dtype.kind == "f"])
+  arrays = [reader.get_tensor(n) for n in names]
+  return np.concatenate([a.ravel() for a in arrays if a.dtype.kind == "f"])
 
 
 def _logged(run_dir):
