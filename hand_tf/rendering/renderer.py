@@ -137,7 +137,9 @@ def render(vertices: tf.Tensor, faces, vertex_colors: tf.Tensor, intrinsics: tf.
                        float(background), float(near), float(far))
 
 
-@tf.function  # shapes stay static (the kernel backend loops over the batch)
+# Static shapes: the kernel backend loops over the batch.  No AutoGraph: the body has no
+# tensor-dependent Python control flow, and converting it doubled its tracing time.
+@tf.function(autograph=False)
 def _render_graph(vertices, faces, vertex_colors, intrinsics, lighting, image_size, backend,
                   background, near, far):
   height, width = image_size

@@ -89,7 +89,9 @@ class Trainer:
     write_run_files(config.out_dir, config.model)
     self.manager = tf.train.CheckpointManager(self.checkpoint, config.out_dir,
                                               max_to_keep=config.keep_checkpoints)
-    self._train_step = tf.function(self._distributed_step)
+    # No AutoGraph: the step branches with an explicit tf.cond, and converting every
+    # function it calls (Keras' optimizer included) was a third of its tracing time.
+    self._train_step = tf.function(self._distributed_step, autograph=False)
     # Without a 2D-branch term the branch's forward pass is wasted work (and would move
     # its batch-norm statistics), so such stages run the inference model.
     uses_branch = any(t in self.objective.terms for t in ("keypoint_branch", "consistency"))
