@@ -89,12 +89,17 @@ def _wants_traceback() -> bool:
   return os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0") or verbosity >= 1
 
 
-def _user_error(message: str) -> None:
+def fail(message: str, exit_code: int = 1) -> None:
+  """Ends the tool with `error: message` on one line (the traceback on request)."""
   if _wants_traceback():
     import traceback
     traceback.print_exc()
   print(f"error: {message}", file=sys.stderr, flush=True)
-  raise SystemExit(USAGE_EXIT_CODE)
+  raise SystemExit(exit_code)
+
+
+def _user_error(message: str) -> None:
+  fail(message, USAGE_EXIT_CODE)
 
 
 def run(main) -> None:

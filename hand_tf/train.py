@@ -14,6 +14,8 @@ TensorBoard: loss scalars per term and image summaries (input, render, overlay).
 Multi-worker: set TF_CONFIG on each worker and pass --strategy multi_worker.
 """
 
+import re
+
 from absl import app, flags
 
 from hand_tf import startup
@@ -106,6 +108,16 @@ def _strategy():
   return tf.distribute.get_strategy()
 
 
+def _lost_workers(message: str) -> str:
+  """What TensorFlow's aborted-collective error says of the lost workers, in a phrase."""
+  _, found, after = message.partition("unhealthy")
+  tasks = sorted(set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", after))) if found else []
+  if tasks:
+    return "lost " + ", ".join(f"{job} {task}" for job, task in tasks) + " (no heartbeat)"
+  first = message.strip().splitlines()[0] if message.strip() else "no message"
+  return f"lost contact with another worker ({first[:200]})"
+
+
 def main(argv):
   del argv
   # TensorFlow loads here, not at import, so that --help answers at once.
@@ -151,7 +163,7 @@ def main(argv):
             scale_target_m=SCALE_TARGET.value or constants.SCALE_BONE_TARGET_M),
         learning_rate=LR.value, steps_per_epoch=len(records) // BATCH.value,
         decay_every_epochs=plan.decay_every, decay_factor=plan.decay_factor,
-        keep_checkpoints=KEEP.value), strategy)
+        keep_checkpoints=KEEP.value, restore_dir=plan.out_dir), strategy)
 
   def announce(plan, trainer, restored, starting):
     print(f"stage {plan.stage}: {'resumed from ' + restored if restored else 'starting'}"
@@ -167,7 +179,17 @@ def main(argv):
 
   plans = loop.plan_stages(STAGE.value, OUT_DIR.value, EPOCHS.value, DECAY_EVERY.value,
                            DECAY_FACTOR.value)
-  previous = loop.run_schedule(plans, build_trainer, train, INIT_FROM.value, announce)
+  try:
+    previous = loop.run_schedule(plans, build_trainer, train, INIT_FROM.value, announce)
+  except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
+    if STRATEGY.value != "multi_worker":
+      raise
+    # A lost worker: the others' collectives are aborted (TensorFlow notices the missed
+    # heartbeats) and this one stops too; restarting all of them resumes the run.
+    latest = next((c for c in (tf.train.latest_checkpoint(p.out_dir) for p in reversed(plans))
+                   if c), "none yet")
+    startup.fail(f"{_lost_workers(str(e))}; start every worker again with the same command "
+                 f"to resume from the last checkpoint ({latest})")
   print(f"done: {previous}", flush=True)
   return 0
 

@@ -52,6 +52,9 @@ class TrainerConfig:
   decay_every_epochs: int = 30
   decay_factor: float = 0.5
   keep_checkpoints: int = 3
+  # Where `restore` looks: the chief's run folder on every worker of a multi-worker run
+  # (default: out_dir), so that all of them resume from the same step after a restart.
+  restore_dir: Optional[str] = None
 
 
 class Trainer:
@@ -98,8 +101,11 @@ class Trainer:
     self._model_for_stage = self.training_model if uses_branch else self.inference_model
 
   def restore(self) -> Optional[str]:
-    """Restores the latest checkpoint in `out_dir` (if any); returns its path."""
-    path = self.manager.latest_checkpoint
+    """Restores the latest checkpoint of `restore_dir` (default `out_dir`), if any;
+    returns its path.  Under several workers, refuses to go on unless all of them
+    restored the same step."""
+    restore_dir = self.config.restore_dir or self.config.out_dir
+    path = tf.train.latest_checkpoint(restore_dir)
     if path:
       self.checkpoint.restore(path).assert_existing_objects_matched()
       stage = self.stage.numpy().decode()
@@ -109,7 +115,24 @@ class Trainer:
       if stage != self.config.objective.stage:
         raise RunFolderMismatch(f"{path} is a checkpoint of stage {stage!r}, not "
                                 f"{self.config.objective.stage!r}")
+    self._check_workers_agree_on_the_step(restore_dir)
     return path
+
+  def _check_workers_agree_on_the_step(self, restore_dir: str) -> None:
+    # Workers at different steps would run different numbers of collectives and hang.
+    if self.strategy.num_replicas_in_sync == 1:
+      return
+    # All equal iff N * sum(s^2) == sum(s)^2 (tf.distribute reduces by SUM or MEAN
+    # only); every worker gets the same sums, so all of them stop, none waits.
+    local = self.strategy.run(lambda: tf.cast(tf.stack([self.step, self.step ** 2]),
+                                              tf.float64))
+    total, squares = self.strategy.reduce(tf.distribute.ReduceOp.SUM, local, axis=None).numpy()
+    replicas = self.strategy.num_replicas_in_sync
+    if replicas * squares != total ** 2:
+      raise RunFolderMismatch(
+          f"the workers resumed from different steps (this one {int(self.step.numpy())},"
+          f" mean {total / replicas:g}): every worker must see the chief's run folder "
+          f"{restore_dir} (shared storage)")
 
   def init_from(self, path: str) -> None:
     """Loads the network weights (not optimizer or step) of another stage's checkpoint."""
