@@ -2,10 +2,11 @@
 
   python benchmarks/train_step.py [--sizes 224,128] [--batch_size 16] [--repeats 3]
 
-Times (forward + backward, after a warm-up that traces) the full distributed train step
-and, separately, each part on the same inputs: the EfficientNet encoder, MANO with the
-camera placement, the renderer, and the loss terms.  The remainder (heads, 2D branch,
-optimizer update) is printed as 'other'.
+Prints the first step's time (tracing the step and setting its graph up: what every
+run, test and resume pays once), then times (forward + backward, after that warm-up)
+the full distributed train step and, separately, each part on the same inputs: the
+EfficientNet encoder, MANO with the camera placement, the renderer, and the loss terms.
+The remainder (heads, 2D branch, optimizer update) is printed as 'other'.
 """
 
 import time
@@ -69,9 +70,13 @@ def benchmark(size, batch_size, repeats, backend):
                                   objective=ObjectiveConfig(stage="finetune",
                                                             render_backend=backend)))
   model = trainer.training_model
+  start = time.perf_counter()
+  trainer.train_step(batch)
+  first = time.perf_counter() - start
   full = _median_seconds(lambda: trainer.train_step(batch), repeats)
   print(f"size {size}, batch {batch_size}: {full * 1000:.0f} ms/step, "
-        f"{batch_size / full:.1f} images/s", flush=True)
+        f"{batch_size / full:.1f} images/s; first step {first:.1f} s (tracing and "
+        f"graph set-up)", flush=True)
 
   encoder = model.get_layer(f"encoder_{trainer.config.model.backbone}")
   encoder_time = _median_seconds(_grad_fn(

@@ -273,11 +273,13 @@ def laplacian_loss(vertices, laplacian):
 
   Args:
     vertices: [B, V, 3].
-    laplacian: sparse [V, V] from `uniform_laplacian`.
+    laplacian: [V, V] from `uniform_laplacian`, sparse, or dense (XLA has no sparse
+      product).
   """
   batch = tf.shape(vertices)[0]
   stacked = tf.reshape(tf.transpose(vertices, [1, 0, 2]), [vertices.shape[1], -1])
-  smoothed = tf.sparse.sparse_dense_matmul(laplacian, stacked)
+  smoothed = (tf.sparse.sparse_dense_matmul(laplacian, stacked)
+              if isinstance(laplacian, tf.SparseTensor) else tf.matmul(laplacian, stacked))
   smoothed = tf.transpose(tf.reshape(smoothed, [vertices.shape[1], batch, 3]), [1, 0, 2])
   return tf.reduce_mean(_safe_norm(smoothed))
 

@@ -61,6 +61,9 @@ CLUSTER = flags.DEFINE_enum("cluster", "tf_config", ["tf_config", "slurm"],
                             "Where multi_worker finds its workers: the TF_CONFIG variable, "
                             "or Slurm's (one task per worker, ports from 8888).")
 MIXED = flags.DEFINE_bool("mixed_precision", False, "mixed_float16 compute.")
+JIT = flags.DEFINE_bool("jit_compile", False,
+                        "XLA for the forward and backward pass (one replica per process; "
+                        "the renderer then uses its TensorFlow backend).")
 SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 OUT_DIR = flags.DEFINE_string("out_dir", "runs/s2hand", "Checkpoints and summaries.")
 KEEP = flags.DEFINE_integer("keep", 3, "Checkpoints to keep.")
@@ -144,6 +147,10 @@ def main(argv):
                            for name in LossWeights.__dataclass_fields__
                            if getattr(flags.FLAGS, f"w_{name}") is not None})
   strategy = _strategy()
+  if JIT.value and strategy.num_replicas_in_sync > 1:
+    raise app.UsageError(f"--jit_compile trains one replica per process, not "
+                         f"{strategy.num_replicas_in_sync}: leave it out with --strategy "
+                         f"{STRATEGY.value}")
   encoder_weights = None if WEIGHTS.value.lower() == "none" else WEIGHTS.value
   model_config = ModelConfig(backbone=BACKBONE.value, encoder_weights=encoder_weights,
                              image_size=IMAGE_SIZE.value, mano_model_path=MANO.value,
@@ -163,7 +170,8 @@ def main(argv):
             scale_target_m=SCALE_TARGET.value or constants.SCALE_BONE_TARGET_M),
         learning_rate=LR.value, steps_per_epoch=len(records) // BATCH.value,
         decay_every_epochs=plan.decay_every, decay_factor=plan.decay_factor,
-        keep_checkpoints=KEEP.value, restore_dir=plan.out_dir), strategy)
+        keep_checkpoints=KEEP.value, restore_dir=plan.out_dir,
+        jit_compile=JIT.value), strategy)
 
   def announce(plan, trainer, restored, starting):
     print(f"stage {plan.stage}: {'resumed from ' + restored if restored else 'starting'}"

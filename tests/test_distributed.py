@@ -259,6 +259,34 @@ def test_mixed_precision_scales_the_loss_and_keeps_the_hand_in_float32(tmp_path,
   assert weights_checksum(model) == before
 
 
+def test_jit_compile_trains_with_xla_and_refuses_several_replicas(tmp_path, synthetic_dataset,
+                                                                  two_replicas):
+  """--jit_compile: each step's forward and backward pass is one XLA computation (its
+  HLO is there to read) computing the same objective as TensorFlow's graph; the steps
+  apply and stay finite.  Several replicas are refused (their all-reduces cannot run in
+  a compiled function nested in strategy.run)."""
+  import dataclasses
+
+  import keras
+  root, _ = synthetic_dataset
+  batch = next(iter(pipeline.make_dataset(read_freihand(
+      str(root), detections=str(root / "training_detections.json"), image_size=64,
+      source_size=96), 4, drop_remainder=True)))
+  config = dataclasses.replace(_config(tmp_path, stage="3d"), jit_compile=True)
+  with pytest.raises(ValueError, match="--jit_compile trains one replica per process"):
+    Trainer(config, two_replicas)
+  keras.utils.set_random_seed(0)
+  trainer = Trainer(config)
+  hlo = trainer.loss_and_gradients.experimental_get_compiler_ir(batch)(stage="hlo")
+  assert hlo.startswith("HloModule") and "convolution(" in hlo
+  uncompiled, _, _ = trainer._loss_and_gradients(batch)  # noqa: SLF001 (eager reference)
+  before = weights_checksum(trainer.training_model)
+  results = [trainer.train_step(batch) for _ in range(2)]
+  assert results[0]["total"] == pytest.approx(float(uncompiled["total"]), rel=1e-4)
+  assert all(r["applied"] and np.isfinite(r["total"]) for r in results), results
+  assert weights_checksum(trainer.training_model) != before
+
+
 def test_a_slurm_allocation_names_the_workers_and_the_chief(monkeypatch):
   """`--cluster slurm`: task 1 of 2 on node[07-08] is worker 1 of a two-node cluster,
   not the chief; task 0 is."""

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from hand_tf.data import pipeline
 from hand_tf.data.freihand import read_freihand
-from hand_tf.model.s2hand import ModelConfig
+from hand_tf.model.s2hand import ModelConfig, RunFolderMismatch
 from hand_tf.training import loop
 from hand_tf.training.objective import ObjectiveConfig, terms_for
 from hand_tf.training.trainer import StepDecay, Trainer, TrainerConfig, weights_checksum
@@ -212,6 +212,12 @@ def test_mirrored_strategy_matches_one_device(tmp_path, batch, single_device_run
   for variable, value in zip(trainer.training_model.weights, before):
     for replica_value in strategy.experimental_local_results(variable):
       np.testing.assert_array_equal(replica_value.numpy(), value, variable.path)
+  # Replicas (on several workers: processes) that resumed different steps would run
+  # different numbers of collectives and hang: they refuse to start instead.
+  trainer.restore()  # all at step 2
+  strategy.experimental_local_results(trainer.step)[1].assign(7)
+  with pytest.raises(RunFolderMismatch, match=r"resumed from different steps"):
+    trainer.restore()
 
 
 def test_a_run_folder_is_self_contained(tmp_path, batch):

@@ -52,6 +52,9 @@ class TrainerConfig:
   decay_every_epochs: int = 30
   decay_factor: float = 0.5
   keep_checkpoints: int = 3
+  # XLA for each replica's forward and backward pass (the renderer then uses its
+  # TensorFlow backend: the rasterizer kernel has no XLA version).
+  jit_compile: bool = False
   # Where `restore` looks: the chief's run folder on every worker of a multi-worker run
   # (default: out_dir), so that all of them resume from the same step after a restart.
   restore_dir: Optional[str] = None
@@ -64,6 +67,12 @@ class Trainer:
                strategy: Optional[tf.distribute.Strategy] = None):
     self.config = config
     self.strategy = strategy or tf.distribute.get_strategy()
+    if config.jit_compile and self.strategy.num_replicas_in_sync > 1:
+      # The replicas' all-reduces (synchronised batch norm, the batch-weighted loss
+      # means) cannot run inside a compiled function nested in strategy.run.
+      raise ValueError(f"--jit_compile trains one replica per process, not "
+                       f"{self.strategy.num_replicas_in_sync}: leave it out with "
+                       f"--strategy mirrored or multi_worker")
     with self.strategy.scope():
       self.inference_model, self.training_model = build_models(config.model)
       schedule = StepDecay(config.learning_rate, config.steps_per_epoch,
@@ -77,8 +86,13 @@ class Trainer:
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
       self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
     faces = self.training_model.get_layer("place_hand").mano.faces
-    self.objective = Objective(faces, config.objective)
+    objective = config.objective
+    if config.jit_compile and objective.render_backend != "tf":
+      objective = dataclasses.replace(objective, render_backend="tf")
+    self.objective = Objective(faces, objective)
     self.laplacian = losses.uniform_laplacian(faces, 778)
+    if config.jit_compile:
+      self.laplacian = tf.sparse.to_dense(self.laplacian)
     self.stage = tf.Variable(config.objective.stage, trainable=False, name="stage")
     # The input size the weights were trained at, kept with them: conv weights load at
     # any size, so only this tells a loader which size they are good for.
@@ -95,6 +109,11 @@ class Trainer:
     # No AutoGraph: the step branches with an explicit tf.cond, and converting every
     # function it calls (Keras' optimizer included) was a third of its tracing time.
     self._train_step = tf.function(self._distributed_step, autograph=False)
+    # XLA compiles the forward and backward pass of one replica; the all-reduce, the
+    # NaN guard and the update stay outside it (as Keras' fit does with jit_compile).
+    self.loss_and_gradients = (
+        tf.function(self._loss_and_gradients, jit_compile=True, autograph=False)
+        if config.jit_compile else self._loss_and_gradients)
     # Without a 2D-branch term the branch's forward pass is wasted work (and would move
     # its batch-norm statistics), so such stages run the inference model.
     uses_branch = any(t in self.objective.terms for t in ("keypoint_branch", "consistency"))
@@ -142,19 +161,22 @@ class Trainer:
   def save(self) -> str:
     return self.manager.save(checkpoint_number=self.step)
 
+  def _loss_and_gradients(self, batch):
+    """This replica's loss terms, its share of the total, and the gradients of that share."""
+    with tf.GradientTape() as tape:
+      outputs = self._model_for_stage([batch["image"], batch["intrinsics"]], training=True)
+      values = self.objective(outputs, batch, self.laplacian)
+      share = values["total"] / self.strategy.num_replicas_in_sync
+      scaled = self.optimizer.scale_loss(share) if self.loss_scaled else share
+    return values, share, tape.gradient(scaled, self.training_model.trainable_variables)
+
   def _replica_step(self, batch):
-    replicas = self.strategy.num_replicas_in_sync
     variables = self.training_model.trainable_variables
     # Batch-norm statistics change in the forward pass itself; keep a copy so that a
     # skipped step leaves them untouched too.
     state = self.training_model.non_trainable_variables
     backup = [tf.identity(v) for v in state]
-    with tf.GradientTape() as tape:
-      outputs = self._model_for_stage([batch["image"], batch["intrinsics"]], training=True)
-      values = self.objective(outputs, batch, self.laplacian)
-      share = values["total"] / replicas
-      scaled = self.optimizer.scale_loss(share) if self.loss_scaled else share
-    grads = tape.gradient(scaled, variables)
+    values, share, grads = self.loss_and_gradients(batch)
     bad = tf.cast(tf.logical_not(tf.math.is_finite(share)), tf.int32)
     # With loss scaling, non-finite gradients of a finite loss are an overflow of the
     # scale: the LossScaleOptimizer skips that update and halves the scale itself.
