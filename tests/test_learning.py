@@ -87,9 +87,9 @@ def test_finetune_first_steps_are_finite(tmp_path):
   """
   import keras
   keras.utils.set_random_seed(0)
-  size = 96
-  records = _records(tmp_path / "data", size, 16, seed=0)
-  batch = next(iter(pipeline.make_dataset(records, 16, drop_remainder=True)))
+  size = 64
+  records = _records(tmp_path / "data", size, 8, seed=0)
+  batch = next(iter(pipeline.make_dataset(records, 8, drop_remainder=True)))
   model = ModelConfig(image_size=size, encoder_weights=None, hourglass_features=16,
                       hourglass_stacks=1, hourglass_modules=1)
   trainer = Trainer(TrainerConfig(out_dir=str(tmp_path / "run"), model=model,
