@@ -132,7 +132,7 @@ def main(argv):
   from hand_tf.model.s2hand import ModelConfig
   from hand_tf.training import loop
   from hand_tf.training.objective import ObjectiveConfig
-  from hand_tf.training.trainer import Trainer, TrainerConfig
+  from hand_tf.training.trainer import Trainer, TrainerConfig, check_jit_compile
   from mano_tf import constants
   tf.keras.utils.set_random_seed(SEED.value)
   if MIXED.value:
@@ -147,10 +147,10 @@ def main(argv):
                            for name in LossWeights.__dataclass_fields__
                            if getattr(flags.FLAGS, f"w_{name}") is not None})
   strategy = _strategy()
-  if JIT.value and strategy.num_replicas_in_sync > 1:
-    raise app.UsageError(f"--jit_compile trains one replica per process, not "
-                         f"{strategy.num_replicas_in_sync}: leave it out with --strategy "
-                         f"{STRATEGY.value}")
+  try:  # before any model is built
+    check_jit_compile(JIT.value, strategy.num_replicas_in_sync)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
   encoder_weights = None if WEIGHTS.value.lower() == "none" else WEIGHTS.value
   model_config = ModelConfig(backbone=BACKBONE.value, encoder_weights=encoder_weights,
                              image_size=IMAGE_SIZE.value, mano_model_path=MANO.value,

@@ -16,7 +16,13 @@ from hand_tf.data.freihand import read_freihand
 from hand_tf.model.s2hand import ModelConfig, RunFolderMismatch
 from hand_tf.training import loop
 from hand_tf.training.objective import ObjectiveConfig, terms_for
-from hand_tf.training.trainer import StepDecay, Trainer, TrainerConfig, weights_checksum
+from hand_tf.training.trainer import (
+  StepDecay,
+  Trainer,
+  TrainerConfig,
+  check_jit_compile,
+  weights_checksum,
+)
 
 # No stochastic depth, so that training-mode outputs are deterministic.
 # Synchronised batch norm, so that replicas normalise over the global batch as one device.
@@ -78,6 +84,14 @@ def test_step_decay():
   assert float(schedule(299)) == pytest.approx(1e-3)
   assert float(schedule(300)) == pytest.approx(5e-4)
   assert float(schedule(600)) == pytest.approx(2.5e-4)
+
+
+def test_jit_compile_is_refused_with_several_replicas_only():
+  """The one check `train` (before building anything) and `Trainer` both make."""
+  check_jit_compile(True, 1)
+  check_jit_compile(False, 2)
+  with pytest.raises(ValueError, match="trains one replica per process, not 2: leave it out"):
+    check_jit_compile(True, 2)
 
 
 def test_plan_stages_scales_the_paper_schedule(tmp_path):

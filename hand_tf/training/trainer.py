@@ -60,6 +60,15 @@ class TrainerConfig:
   restore_dir: Optional[str] = None
 
 
+def check_jit_compile(jit_compile: bool, num_replicas: int) -> None:
+  """ValueError if XLA is asked for with several replicas in the process: their
+  all-reduces (synchronised batch norm, the batch-weighted loss means) cannot run
+  inside a compiled function nested in strategy.run."""
+  if jit_compile and num_replicas > 1:
+    raise ValueError(f"--jit_compile trains one replica per process, not {num_replicas}: "
+                     "leave it out with --strategy mirrored or multi_worker")
+
+
 class Trainer:
   """Builds models and optimizer under `strategy` and runs distributed train steps."""
 
@@ -67,12 +76,7 @@ class Trainer:
                strategy: Optional[tf.distribute.Strategy] = None):
     self.config = config
     self.strategy = strategy or tf.distribute.get_strategy()
-    if config.jit_compile and self.strategy.num_replicas_in_sync > 1:
-      # The replicas' all-reduces (synchronised batch norm, the batch-weighted loss
-      # means) cannot run inside a compiled function nested in strategy.run.
-      raise ValueError(f"--jit_compile trains one replica per process, not "
-                       f"{self.strategy.num_replicas_in_sync}: leave it out with "
-                       f"--strategy mirrored or multi_worker")
+    check_jit_compile(config.jit_compile, self.strategy.num_replicas_in_sync)
     with self.strategy.scope():
       self.inference_model, self.training_model = build_models(config.model)
       schedule = StepDecay(config.learning_rate, config.steps_per_epoch,
