@@ -42,6 +42,16 @@ def _checkpoint_arrays(path, prefix):
   return np.concatenate([a.ravel() for a in arrays if a.dtype.kind == "f"])
 
 
+def _assert_same_checkpoints(path, other):
+  """Every model and optimizer variable and the step of two checkpoints, bit for bit."""
+  readers = [tf.train.load_checkpoint(str(p)) for p in (path, other)]
+  names = [n for n in readers[1].get_variable_to_shape_map()
+           if n.startswith(("model/", "optimizer/", "step/"))]
+  assert len(names) > 300
+  for name in names:
+    np.testing.assert_array_equal(*(r.get_tensor(name) for r in readers), name)
+
+
 def _logged(run_dir):
   """({step: {term: value}}, {image panel tags}) from a run's TensorBoard events."""
   found, panels = {}, set()
@@ -127,13 +137,7 @@ def test_two_workers_with_synchronised_batch_norm_compute_what_one_process_compu
   assert "stage 3d: starting, 64 px input, 8 images, 2 steps/epoch, 1 epochs" in chief_out
   assert "2 replica(s)" in chief_out and "3d epoch 1/1: loss" in chief_out
   assert not (out / "workers" / "worker_1" / "train").exists()  # TensorBoard: chief only
-  chief = tf.train.load_checkpoint(str(out / "ckpt-2"))
-  worker = tf.train.load_checkpoint(str(out / "workers" / "worker_1" / "ckpt-2"))
-  names = [n for n in chief.get_variable_to_shape_map()
-           if n.startswith(("model/", "optimizer/"))]
-  assert len(names) > 300
-  for name in names:
-    np.testing.assert_array_equal(chief.get_tensor(name), worker.get_tensor(name), name)
+  _assert_same_checkpoints(out / "ckpt-2", out / "workers" / "worker_1" / "ckpt-2")
   # Against one process with the whole batch: the first step's loss terms (measured
   # 3e-6 to 3e-4 apart; with each worker dividing by its own summed confidence, the
   # joint term 3e-3) ...  (The second step's are 1e-3 to 2e-2 apart: Adam's first
@@ -204,14 +208,7 @@ def test_a_lost_worker_stops_the_other_and_a_restart_resumes_as_if_nothing_happe
   results = _run_workers(root, run, tmp_path / "restarted", "--image_every_epochs", "0")
   for stdout, _ in results:  # worker 1's own folder holds no checkpoint: the chief's
     assert f"stage 3d: resumed from {run / 'ckpt-1'}, " in stdout, stdout
-  restarted = tf.train.load_checkpoint(str(run / "ckpt-2"))
-  uninterrupted = tf.train.load_checkpoint(str(whole / "ckpt-2"))
-  names = [n for n in uninterrupted.get_variable_to_shape_map()
-           if n.startswith(("model/", "optimizer/", "step/"))]
-  assert len(names) > 300
-  for name in names:
-    np.testing.assert_array_equal(restarted.get_tensor(name), uninterrupted.get_tensor(name),
-                                  name)
+  _assert_same_checkpoints(run / "ckpt-2", whole / "ckpt-2")
 
 
 def test_mixed_precision_scales_the_loss_and_keeps_the_hand_in_float32(tmp_path,
