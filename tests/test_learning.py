@@ -41,16 +41,17 @@ def overfit(tmp_path_factory):
   model = ModelConfig(image_size=SIZE, hourglass_features=16, hourglass_stacks=1,
                       hourglass_modules=1)
   assert model.backbone == "lite0" and model.encoder_weights == "imagenet"  # the defaults
+  steps_per_epoch = IMAGES // BATCH
   trainer = Trainer(TrainerConfig(
-      out_dir=str(root / "run"), model=model, steps_per_epoch=IMAGES // BATCH,
+      out_dir=str(root / "run"), model=model, steps_per_epoch=steps_per_epoch,
       objective=ObjectiveConfig(stage="3d", mode="wsl", appearance=False,
                                 scale_target_m=0.0395)))
   # The 32 crops decoded once: rebuilding the input pipeline every epoch (its map traced
   # anew, each image decoded in Python) took more time than the training steps.
   everything = next(iter(pipeline.make_dataset(records, IMAGES, deterministic=True)))
-  order = np.random.default_rng(0)
-  for _ in range(STEPS // (IMAGES // BATCH)):
-    for rows in np.split(order.permutation(IMAGES), IMAGES // BATCH):
+  rng = np.random.default_rng(0)
+  for _ in range(STEPS // steps_per_epoch):
+    for rows in np.split(rng.permutation(IMAGES), steps_per_epoch):
       trainer.train_step({k: tf.gather(v, rows) for k, v in everything.items()})
   # Inference mode: batch norm's moving statistics, what evaluation and export use.
   outputs = trainer.inference_model([everything["image"], everything["intrinsics"]],
