@@ -9,6 +9,8 @@ Layout of the output folder:
                         intrinsics float32 [1, 3, 3]
   s2hand.onnx           inputs images, intrinsics as above
   hand_mesh.json        faces, keypoint names, output names and units
+  hand_model.npz        the hand model (MANO's arrays) the network was trained with, for
+                        test-time refinement (`hand_tf.refine`)
   parity.json           the parity check's figures
 The set is built and parity-checked in a staging folder and then switched into place,
 so an interrupted export never leaves a mix of old and new files (see `export_model`).
@@ -29,6 +31,8 @@ from hand_tf import contract, io
 from hand_tf.predictors import load_predictor
 from hand_tf.serving import InferenceModule
 from hand_tf.startup import native_output_muted
+from mano_tf.layer import get_mano_model
+from mano_tf.model_file import save_mano_model
 
 FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx")
 PARITY_FILE = "parity.json"
@@ -198,7 +202,7 @@ def export_model(model, image_size: int, out_dir: str, formats: Sequence[str],
                       f"(see its {PARITY_FILE}); {out_dir} is unchanged")
   io.switch_into_place(staging, out_dir)
   log(f"wrote {out_dir}: {', '.join(ARTEFACT[k] for k in formats)}, {contract.MESH_FILE}, "
-      f"{PARITY_FILE}")
+      f"{contract.HAND_MODEL_FILE}, {PARITY_FILE}")
   return report
 
 
@@ -209,7 +213,7 @@ def check_output_folder(out_dir: str) -> None:
     if os.path.exists(out_dir):
       raise io.InputError(f"{out_dir}: exists and is not a folder; choose another --out")
     return
-  ours = set(ARTEFACT.values()) | {contract.MESH_FILE, PARITY_FILE}
+  ours = set(ARTEFACT.values()) | {contract.MESH_FILE, contract.HAND_MODEL_FILE, PARITY_FILE}
   foreign = sorted(n for n in os.listdir(out_dir)
                    if n not in ours and not n.startswith((".export-", ".tmp-")))
   if foreign:
@@ -231,8 +235,10 @@ def _write_artefacts(model, image_size, folder, formats, images, intrinsics, log
     result.add_endpoint("serve_with_intrinsics", serve_k, serve_k.input_signature)
     return result, serve_k
 
-  contract.write_mesh_file(folder, model.get_layer("place_hand").mano.faces, image_size,
-                           held_out)
+  mano = model.get_layer("place_hand").mano
+  contract.write_mesh_file(folder, mano.faces, image_size, held_out)
+  save_mano_model(get_mano_model(mano.model_path, mano.side),
+                  os.path.join(folder, contract.HAND_MODEL_FILE))
   if "saved_model" in formats:
     archive(None, None, True)[0].write_out(os.path.join(folder, "saved_model", "1"),
                                            verbose=False)

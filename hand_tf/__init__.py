@@ -4,7 +4,7 @@
 lazily, so importing the package costs nothing and needs no TensorFlow.
 """
 
-__all__ = ["Hand", "HandReconstructor"]
+__all__ = ["Hand", "HandReconstructor", "draw_hands"]
 
 
 def __getattr__(name):

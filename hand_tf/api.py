@@ -2,9 +2,9 @@
 
   from hand_tf import HandReconstructor
   reconstructor = HandReconstructor.load("exported/s2hand_fp32.tflite")
-  for hand in reconstructor("photo.jpg", detect=True):
-    print(hand.joints3d)                 # [21, 3] meters, camera frame
-    hand.save("hand.obj")                # or .ply / .json
+  for hand in reconstructor("photo.jpg"):  # every hand MediaPipe finds, left and right
+    print(hand.side, hand.joints3d)      # [21, 3] meters, camera frame
+    hand.save(f"{hand.side}.obj")        # or .ply / .json
 
 Any model form loads (`.tflite`, `.onnx`: no TensorFlow needed; a SavedModel or a
 training checkpoint: TensorFlow).  Images are file paths or RGB uint8 arrays.
@@ -18,9 +18,9 @@ import numpy as np
 from hand_tf import camera, reconstruct
 from hand_tf.data import crops
 from hand_tf.io import InputError, check_image_size, read_image
-from hand_tf.reconstruct import Hand
+from hand_tf.reconstruct import Hand, draw_hands
 
-__all__ = ["Hand", "HandReconstructor"]
+__all__ = ["Hand", "HandReconstructor", "draw_hands"]
 # Where `HandReconstructor.load()` looks when given no path.
 MODEL_VARIABLE = "HAND_TF_MODEL"
 
@@ -32,6 +32,7 @@ class HandReconstructor:
     self.predictor = predictor
     self.num_threads = num_threads
     self._detector = None
+    self._refiner = None
 
   @classmethod
   def load(cls, path: Optional[str] = None, num_threads: int = 2) -> "HandReconstructor":
@@ -64,32 +65,74 @@ class HandReconstructor:
     path = self.predictor.path
     return model_caveat(self.input_size, read_held_out(path) if path else None)
 
-  def detect(self, image: np.ndarray):
-    """(keypoints [21, 2], confidence [21]) of the hand MediaPipe finds in `image`."""
+  @property
+  def detector(self):
+    """MediaPipe's hand detector, loaded on first use."""
     if self._detector is None:
       from hand_tf.detection.mediapipe import MediaPipeHandDetector
       self._detector = MediaPipeHandDetector(num_threads=self.num_threads)
-    return self._detector.detect(image)
+    return self._detector
+
+  def detect(self, image: np.ndarray):
+    """(keypoints [21, 2], confidence [21]) of the most confident hand in `image`."""
+    return self.detector.detect(image)
+
+  def refine(self, hands: Sequence[Hand], keypoints=None, confidence=None) -> List[Hand]:
+    """Test-time refinement: each hand fitted to its keypoints (`hand_tf.refine`, the
+    hands of a call at once).  Needs TensorFlow (the `train` extra).
+
+    Args:
+      hands: what this reconstructor returned.
+      keypoints, confidence: per hand [21, 2] image pixels and [21]; default each hand's
+        detected keypoints (hands without any come back unchanged).
+
+    Raises:
+      InputError: TensorFlow is not installed.
+    """
+    if self._refiner is None:
+      from hand_tf.startup import quiet_tensorflow
+      quiet_tensorflow()
+      try:
+        from hand_tf.refine import HandRefiner
+      except ImportError as e:
+        raise InputError(f"refinement needs TensorFlow ({e}): pip install 'hand-tf[train]'"
+                         ) from None
+      from absl import logging
+
+      from hand_tf.contract import find_hand_model
+      path = find_hand_model(self.predictor.path) if self.predictor.path else None
+      if path is None:
+        logging.warning("no hand_model.npz beside the model: refining with the synthetic "
+                        "hand")
+      self._refiner = HandRefiner(path)
+    return self._refiner.refine(hands, keypoints, confidence)
 
   def __call__(self, image, detect: bool = True, box: Optional[Sequence[float]] = None,
                keypoints: Optional[np.ndarray] = None,
                confidence: Optional[np.ndarray] = None,
                intrinsics: Optional[np.ndarray] = None,
-               place_on_keypoints: bool = True) -> List[Hand]:
-    """Reconstructs the hand in `image`.
+               place_on_keypoints: bool = True, side: str = "right",
+               max_hands: int = 4, refine: bool = False) -> List[Hand]:
+    """Reconstructs the hands in `image`.
 
     Args:
       image: a file path, or an [H, W, 3] uint8 RGB array.
-      detect: find the hand with MediaPipe (ignored when `box` or `keypoints` is given).
-      box: square crop (x0, y0, side, side) in image pixels.
-      keypoints, confidence: [21, 2] keypoints (image pixels) and [21] confidences from
-        your own detector; they place the crop (unless `box`) and the hand.
+      detect: find every hand with MediaPipe, left and right (ignored when `box` or
+        `keypoints` is given).
+      box: square crop (x0, y0, side, side) in image pixels of the one hand.
+      keypoints, confidence: [21, 2] keypoints (image pixels) and [21] confidences of
+        the one hand from your own detector; they place the crop (unless `box`) and the
+        hand.
       intrinsics: [3, 3] K of the image; default `camera.default_intrinsics`.
-      place_on_keypoints: move the hand rigidly onto the keypoints when there are any.
+      place_on_keypoints: move each hand rigidly onto its keypoints when there are any.
+      side: "right" or "left", the side of the hand given by `box` or `keypoints`
+        (detected hands carry the side the detector saw).
+      max_hands: at most this many detected hands.
+      refine: fit each hand to its keypoints afterwards (`refine`).
 
     Returns:
-      The hands found: [] when `detect` finds none; one `Hand` otherwise (several hands
-      per image: not yet).
+      The hands, most confident first: every hand found when detecting ([] when there is
+      none); otherwise the one hand in `box`, at `keypoints` or filling the image.
     """
     if isinstance(image, (str, os.PathLike)):
       image = read_image(os.fspath(image))
@@ -99,20 +142,23 @@ class HandReconstructor:
                        f"{image.shape}")
     check_image_size(image)
     height, width = image.shape[:2]
-    detected = keypoints is None and box is None and detect
-    if detected:
-      keypoints, confidence = self.detect(image)
-    if box is not None:
-      box = crops.parse_box(box, height, width)
-    elif keypoints is not None:
-      box = crops.box_from_keypoints(keypoints, confidence)
-      if box is None and detected:
-        return []
-      if box is None:
-        raise InputError("the keypoints given have fewer than 3 confident points")
-    else:
-      box = crops.whole_image_box(height, width)
     k = (camera.default_intrinsics(height, width) if intrinsics is None
          else camera.check_intrinsics(intrinsics, "intrinsics", height, width))
-    return [reconstruct.reconstruct(self.predictor, image, box, k, self.predictor.faces,
-                                    keypoints, confidence, place_on_keypoints)]
+    faces = self.predictor.faces
+    if keypoints is None and box is None and detect:
+      hands = [reconstruct.reconstruct(
+          self.predictor, image, crops.box_from_keypoints(found.keypoints), k, faces,
+          found.keypoints, found.confidence, place_on_keypoints, found.side,
+          float(found.confidence[0])) for found in self.detector.detect_hands(image, max_hands)]
+    else:
+      if box is not None:
+        box = crops.parse_box(box, height, width)
+      elif keypoints is not None:
+        box = crops.box_from_keypoints(keypoints, confidence)
+        if box is None:
+          raise InputError("the keypoints given have fewer than 3 confident points")
+      else:
+        box = crops.whole_image_box(height, width)
+      hands = [reconstruct.reconstruct(self.predictor, image, box, k, faces, keypoints,
+                                       confidence, place_on_keypoints, side)]
+    return self.refine(hands) if refine and hands else hands

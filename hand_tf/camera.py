@@ -8,7 +8,7 @@ renderer and losses); this module is what the TF-free deploy path, the data read
 the reports use.  `tests/test_camera.py` holds the two to each other.
 """
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -51,6 +51,35 @@ def default_intrinsics(height: int, width: int, focal: Optional[float] = None) -
     focal = DEFAULT_FOCAL_PER_SIDE * max(height, width)
   return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]],
                   np.float32)
+
+
+# EXIF's 35 mm equivalent focal length refers to the diagonal of a 36 x 24 mm frame.
+FILM_35MM_DIAGONAL_MM = float(np.hypot(36.0, 24.0))
+
+
+def photo_intrinsics(height: int, width: int, intrinsics=None, focal: Optional[float] = None,
+                     exif: Optional[dict] = None) -> Tuple[np.ndarray, str]:
+  """`[3, 3]` K of a photo and what it came from, the most specific source first.
+
+  Args:
+    height, width: the photo's size, pixels.
+    intrinsics: a K the user gave (source "intrinsics").
+    focal: a focal length in pixels the user gave (source "focal"; principal point centred).
+    exif: `hand_tf.io.read_exif_focal` of the photo: its 35 mm equivalent focal length,
+      scaled by the image diagonal (source "exif").
+
+  Returns:
+    (K, source), source one of "intrinsics", "focal", "exif", "default" (focal
+    `DEFAULT_FOCAL_PER_SIDE` x the longer side).
+  """
+  if intrinsics is not None:
+    return np.asarray(intrinsics, np.float32), "intrinsics"
+  if focal is not None:
+    return default_intrinsics(height, width, focal), "focal"
+  if exif and exif.get("focal_35mm"):
+    pixels = exif["focal_35mm"] * float(np.hypot(height, width)) / FILM_35MM_DIAGONAL_MM
+    return default_intrinsics(height, width, pixels), "exif"
+  return default_intrinsics(height, width), "default"
 
 
 def check_intrinsics(intrinsics, where: str, height: Optional[float] = None,

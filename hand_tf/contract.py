@@ -24,6 +24,8 @@ OUTPUT_UNITS = {"vertices": "m, camera frame (x right, y down, z forward)",
                 "pose": "axis-angle rad [16, 3]", "camera": "scale, axis-angle [3], m [3]",
                 "texture": "RGB in [0, 1]", "lighting": "11 values (see renderer)"}
 MESH_FILE = "hand_mesh.json"
+# The hand model's arrays (MANO's format), beside a run's checkpoints and in an export.
+HAND_MODEL_FILE = "hand_model.npz"
 # Written by `hand_tf.evaluate` beside a checkpoint; carried into `hand_mesh.json`.
 HELD_OUT_FILE = "held_out.json"
 # Below this input size a network is the demo's kind (the paper's is 224 px).
@@ -51,13 +53,29 @@ def write_mesh_file(out_dir: str, faces: np.ndarray, image_size: int,
   return path
 
 
+def _folders_around(model_path: str):
+  """The folder of a model file (or the model folder) and the two above it: where a
+  checkpoint's run files or an export's side files are."""
+  folder = model_path if os.path.isdir(model_path) else os.path.dirname(
+      os.path.abspath(model_path))
+  return (folder, os.path.dirname(folder), os.path.dirname(os.path.dirname(folder)))
+
+
+def find_hand_model(model_path: str) -> Optional[str]:
+  """The `hand_model.npz` a model was trained with (written beside a run's checkpoints
+  and into an export), or None (an export made before the file was written)."""
+  for folder in _folders_around(model_path):
+    path = os.path.join(folder, HAND_MODEL_FILE)
+    if os.path.isfile(path):
+      return path
+  return None
+
+
 def read_held_out(model_path: str) -> Optional[dict]:
   """The held-out figures recorded with a model: `held_out.json` in a checkpoint's
   folder (written by `hand_tf.evaluate`), or the `held_out` of an export's
   `hand_mesh.json`; None when none were recorded."""
-  folder = model_path if os.path.isdir(model_path) else os.path.dirname(
-      os.path.abspath(model_path))
-  for candidate in (folder, os.path.dirname(folder), os.path.dirname(os.path.dirname(folder))):
+  for candidate in _folders_around(model_path):
     for name, key in ((HELD_OUT_FILE, None), (MESH_FILE, "held_out")):
       path = os.path.join(candidate, name)
       if os.path.isfile(path):

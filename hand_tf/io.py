@@ -1,6 +1,6 @@
 """Generic file I/O: images, JSON, atomic writes, and the error bad input raises.
 
-NumPy and OpenCV only (the deploy path imports it).  Every write goes to a temporary
+NumPy, OpenCV and Pillow (EXIF) only: the deploy path imports it.  Every write goes to a temporary
 file beside the target and is renamed into place, so a reader never sees half a file.
 """
 
@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -53,6 +54,30 @@ def read_image(path, channels: int = 3) -> np.ndarray:
   if channels == 1:
     return image[..., None]
   return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+# EXIF tags (Exif IFD): the lens's focal length in mm and its 35 mm film equivalent.
+_EXIF_IFD, _FOCAL_LENGTH, _FOCAL_35MM = 0x8769, 0x920A, 0xA405
+
+
+def read_exif_focal(path) -> Optional[dict]:
+  """The focal length a photo's EXIF records: {"focal_35mm": mm equivalent on 35 mm
+  film, "focal_mm": the lens's mm (or None)}, or None when the file has no usable value.
+
+  Pillow reads the EXIF block (OpenCV decodes pixels and orientation only).
+  """
+  from PIL import Image, UnidentifiedImageError
+  try:
+    with Image.open(os.fspath(path)) as image:
+      exif = image.getexif().get_ifd(_EXIF_IFD)
+  except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+    return None
+  focal_35mm = exif.get(_FOCAL_35MM)
+  if not focal_35mm:  # 0 means "unknown" in EXIF
+    return None
+  focal_mm = exif.get(_FOCAL_LENGTH)
+  return {"focal_35mm": float(focal_35mm),
+          "focal_mm": float(focal_mm) if focal_mm else None}
 
 
 def _umask() -> int:

@@ -3,15 +3,24 @@
   python -m hand_tf.predict IMAGES... --model PATH [--out DIR]
       [--box x0,y0,side | --keypoints FILE.json | --detect] [--focal PX]
 
-Per image `NAME` it writes into --out: NAME.obj and NAME.ply (mesh with vertex colours,
-meters, camera frame), NAME_joints.json (3D joints, 2D joints in image pixels, pose,
-shape, camera, lighting) and NAME_overlay.png (shaded mesh + keypoints, OpenCV).
+Per image `NAME` it writes into --out, for each hand i (0 = most confident) of side
+SIDE: NAME_hand{i}_{SIDE}.obj and .ply (mesh with vertex colours, meters, camera frame);
+then NAME_hands.json (the camera used and, per hand, its side, crop box, detection score,
+detected keypoints with confidences, 3D and 2D joints, pose, shape, camera, lighting and
+mesh files) and NAME_overlay.png (every hand drawn where it is in the photo).
 
-The hand crop: --box gives it; --keypoints reads 21 [x, y] (or [x, y, confidence]) per
-image from a JSON mapping image file name -> list (OpenPose-style detections); --detect
-runs MediaPipe's detector (`make models`); otherwise the whole image (the model expects a
-hand-centred crop, as FreiHAND's).  The camera: --intrinsics JSON [3, 3] (one for all
-images) or --focal in pixels, else focal 2.5 x the longer image side.
+The hands: --detect finds every hand with MediaPipe's detector (`make models`), left and
+right, up to --max_hands; a left hand is predicted through the mirror (hand_tf.mirror).
+Otherwise one hand: --box gives its crop; --keypoints reads 21 [x, y] (or
+[x, y, confidence]) per image from a JSON mapping image file name -> list (OpenPose-style
+detections); else the whole image (the model expects a hand-centred crop, as FreiHAND's);
+--side says which hand it is.  The camera: --intrinsics JSON [3, 3] (one for all images),
+else --focal in pixels, else the photo's EXIF focal length (35 mm equivalent), else focal
+2.5 x the longer image side; the JSON says which.
+
+--refine fits each hand to its keypoints after the network (S2HAND's optional test-time
+refinement, `hand_tf.refine`; needs TensorFlow); the JSON gives the 2D error before and
+after and the milliseconds per hand.
 """
 
 import os
@@ -31,7 +40,14 @@ BOX = flags.DEFINE_list("box", None, "Square hand crop x0,y0,side in image pixel
 KEYPOINTS = flags.DEFINE_string(
     "keypoints", None, "Keypoints that place the crop: a file `hand_tf.detect` writes, an "
     "OpenPose dump, or JSON {image file name: 21 [x, y(, confidence)]}.")
-DETECT = flags.DEFINE_bool("detect", False, "Find the hand with MediaPipe's detector.")
+DETECT = flags.DEFINE_bool("detect", False, "Find every hand with MediaPipe's detector.")
+MAX_HANDS = flags.DEFINE_integer("max_hands", 4, "With --detect: at most this many hands.",
+                                 lower_bound=1)
+REFINE = flags.DEFINE_bool(
+    "refine", False, "Fit each hand to its keypoints (--detect or --keypoints) after the "
+    "network, as S2HAND's optional test-time refinement (151 Adam steps; needs TensorFlow).")
+SIDE = flags.DEFINE_enum("side", "right", ["right", "left"],
+                         "Without --detect: which hand the crop shows.")
 PLACE = flags.DEFINE_bool(
     "place_on_keypoints", True, "When keypoints are known (--keypoints, --detect), move the "
     "predicted hand rigidly so that its joints reproject onto them (its shape and pose "
@@ -41,13 +57,6 @@ FOCAL = flags.DEFINE_float("focal", None, "Focal length in pixels (principal poi
 flags.register_validator("focal", lambda v: v is None or v > 0,
                          "--focal must be a positive number of pixels")
 NUM_THREADS = flags.DEFINE_integer("num_threads", 2, "Threads for TFLite / ONNX Runtime.")
-
-
-def image_intrinsics(height, width, intrinsics=None, focal=None) -> np.ndarray:
-  from hand_tf.camera import default_intrinsics
-  if intrinsics is not None:
-    return np.asarray(intrinsics, np.float32)
-  return default_intrinsics(height, width, focal)
 
 
 def main(argv):
@@ -96,24 +105,38 @@ def main(argv):
 
 
 def _predict_one(reconstructor, path, table, k_given, box):
-  """Reconstructs the image at `path` and writes its mesh, joints and overlay."""
+  """Reconstructs the hands in the image at `path`; writes meshes, JSON and overlay."""
+  from hand_tf.camera import photo_intrinsics
+  from hand_tf.io import read_exif_focal
   image = read_image(path)
+  k, k_source = photo_intrinsics(*image.shape[:2], k_given, FOCAL.value,
+                                 read_exif_focal(path))
   keypoints = confidence = None
   if table is not None:
     keypoints, confidence = (v[0] for v in table.lookup([os.path.basename(path)]))
-  elif DETECT.value:
-    keypoints, confidence = reconstructor.detect(image)
-  if keypoints is not None and crops.box_from_keypoints(keypoints, confidence) is None:
-    logging.warning("%s: no hand detected; using the whole image", path)
-    keypoints = confidence = None
-  k = image_intrinsics(*image.shape[:2], k_given, FOCAL.value)
-  hand = reconstructor(image, detect=False, box=box, keypoints=keypoints,
-                       confidence=confidence, intrinsics=k,
-                       place_on_keypoints=PLACE.value)[0]
+    if crops.box_from_keypoints(keypoints, confidence) is None:
+      logging.warning("%s: no hand in the keypoint file; using the whole image", path)
+      keypoints = confidence = None
+  hands = []
+  if DETECT.value and box is None and table is None:
+    hands = reconstructor(image, detect=True, intrinsics=k, place_on_keypoints=PLACE.value,
+                          max_hands=MAX_HANDS.value, refine=REFINE.value)
+    if not hands:
+      logging.warning("%s: no hand detected; using the whole image", path)
+  if not hands:
+    hands = reconstructor(image, detect=False, box=box, keypoints=keypoints,
+                          confidence=confidence, intrinsics=k,
+                          place_on_keypoints=PLACE.value, side=SIDE.value,
+                          refine=REFINE.value)
   prefix = os.path.join(OUT.value, os.path.splitext(os.path.basename(path))[0])
-  written = reconstruct.write_result(prefix, hand)
-  cv2.imwrite(prefix + "_overlay.png", cv2.cvtColor(hand.draw(image), cv2.COLOR_RGB2BGR))
-  print(f"{path}: {written['obj']}, {written['ply']}, {written['joints']}, "
+  written = reconstruct.write_hands(prefix, hands, {"image": path, "intrinsics_source":
+                                                    k_source})
+  cv2.imwrite(prefix + "_overlay.png", cv2.cvtColor(reconstruct.draw_hands(image, hands),
+                                                    cv2.COLOR_RGB2BGR))
+  sides = ", ".join(hand.side + ("" if hand.refinement is None else
+                                 " refined {error_before_px:.1f} -> {error_after_px:.1f} px"
+                                 .format(**hand.refinement)) for hand in hands)
+  print(f"{path}: {len(hands)} hand(s) ({sides}): {', '.join(written)}, "
         f"{prefix}_overlay.png")
 
 

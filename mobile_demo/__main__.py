@@ -33,6 +33,8 @@ PLACE = flags.DEFINE_bool(
     "place_on_keypoints", True, "On frames where the hand is detected, move the predicted "
     "hand rigidly onto the detected keypoints (shape and pose unchanged).")
 MAX_FRAMES = flags.DEFINE_integer("max_frames", 300, "Frames to read from a video/camera.")
+MAX_HANDS = flags.DEFINE_integer("max_hands", 4, "At most this many detected hands a frame.",
+                                 lower_bound=1)
 
 def main(argv):
   del argv
@@ -46,7 +48,7 @@ def main(argv):
   from hand_tf.data.crops import parse_box
   box = parse_box(BOX.value, np.inf, np.inf, "--box") if BOX.value else None
   pipeline = HandPipeline(MODEL.value, NUM_THREADS.value, detector, box, FOCAL.value,
-                          PLACE.value)
+                          PLACE.value, MAX_HANDS.value)
   print(f"model: {pipeline.predictor.describe()}", flush=True)
   caveat = model_caveat(pipeline.predictor.input_size, read_held_out(MODEL.value))
   if caveat:

@@ -3,8 +3,9 @@
 Runs the exported `.tflite` with ai-edge-litert's Interpreter (the LiteRT runtime that
 Android ships, with the XNNPACK CPU delegate it applies by default).  The hand is found
 by MediaPipe's palm detector + landmark model (`hand_tf.detection.mediapipe`) or
-given as a fixed box; when detection fails on a frame the previous frame's box is kept,
-as MediaPipe's tracker does.
+given as a fixed box.  Every hand found is reconstructed (left ones through the mirror);
+when detection fails on a frame the previous frame's boxes are kept, as MediaPipe's
+tracker does.
 """
 
 import time
@@ -24,16 +25,18 @@ class HandPipeline:
 
   def __init__(self, model_path: str, num_threads: int = 2, detector=None,
                box: Optional[np.ndarray] = None, focal: Optional[float] = None,
-               place_on_keypoints: bool = True):
+               place_on_keypoints: bool = True, max_hands: int = 4, side: str = "right"):
     """Args:
       model_path: exported `.tflite` (with `hand_mesh.json` beside it).
       num_threads: LiteRT CPU threads.
-      detector: object with `detect(image) -> (keypoints [21, 2], confidence [21])`, or
-        None to use `box` (or the whole frame).
+      detector: object with `detect_hands(image, max_hands) -> [DetectedHand]`
+        (`hand_tf.detection.mediapipe`), or None to use `box` (or the whole frame).
       box: fixed square crop (x0, y0, side, side) in frame pixels.
       focal: focal length in pixels (default 2.5 x the longer frame side).
-      place_on_keypoints: on frames where the detector found the hand, move the predicted
+      place_on_keypoints: on frames where the detector found a hand, move the predicted
         hand rigidly onto its keypoints (`hand_tf.reconstruct.reconstruct`).
+      max_hands: at most this many detected hands per frame.
+      side: the side of the hand in `box` or the whole frame.
     """
     self.predictor = TFLitePredictor(model_path, num_threads)
     self.faces = self.predictor.faces
@@ -41,40 +44,47 @@ class HandPipeline:
     self.fixed_box = None if box is None else np.asarray(box, np.float32)
     self.focal = focal
     self.place_on_keypoints = place_on_keypoints
-    self._last_box = None
+    self.max_hands = max_hands
+    self.side = side
+    self._last_hands = []  # (box, side) of the hands last detected
 
-  def _box(self, frame, timings):
-    """(box, keypoints, confidence); keypoints None unless detected on this frame."""
+  def _crops(self, frame, timings):
+    """[(box, keypoints, confidence, side, detection score)] to reconstruct in `frame`;
+    keypoints None unless detected on this frame."""
     if self.fixed_box is not None:
-      return crops.parse_box(self.fixed_box, *frame.shape[:2], "--box"), None, None
+      box = crops.parse_box(self.fixed_box, *frame.shape[:2], "--box")
+      return [(box, None, None, self.side, None)]
     if self.detector is not None:
       start = time.perf_counter()
-      keypoints, confidence = self.detector.detect(frame)
-      box = crops.box_from_keypoints(keypoints, confidence)
+      found = self.detector.detect_hands(frame, self.max_hands)
       timings["detect_ms"] = 1000 * (time.perf_counter() - start)
-      if box is not None:
-        self._last_box = box
-        return box, keypoints, confidence
-    if self._last_box is not None:
-      return self._last_box, None, None
-    return crops.whole_image_box(*frame.shape[:2]), None, None
+      if found:
+        hands = [(crops.box_from_keypoints(h.keypoints), h.keypoints, h.confidence, h.side,
+                  float(h.confidence[0])) for h in found]
+        self._last_hands = [(box, side) for box, _, _, side, _ in hands]
+        return hands
+    if self._last_hands:
+      return [(box, None, None, side, None) for box, side in self._last_hands]
+    return [(crops.whole_image_box(*frame.shape[:2]), None, None, self.side, None)]
 
   def process(self, frame: np.ndarray, draw: bool = True):
-    """frame: `[H, W, 3]` uint8 RGB -> (reconstruct.Hand, annotated frame or None, timings)."""
+    """frame: `[H, W, 3]` uint8 RGB -> ([reconstruct.Hand], annotated frame or None,
+    timings)."""
     check_image_size(frame, "frame")
     timings: Dict[str, float] = {}
     start = time.perf_counter()
-    box, keypoints, confidence = self._box(frame, timings)
+    to_crop = self._crops(frame, timings)
     height, width = frame.shape[:2]
     k = default_intrinsics(height, width, self.focal)
     infer_start = time.perf_counter()
-    result = reconstruct.reconstruct(self.predictor, frame, box, k, self.faces, keypoints,
-                                     confidence, self.place_on_keypoints)
+    hands = [reconstruct.reconstruct(self.predictor, frame, box, k, self.faces, keypoints,
+                                     confidence, self.place_on_keypoints, side, score)
+             for box, keypoints, confidence, side, score in to_crop]
     timings["crop_infer_ms"] = 1000 * (time.perf_counter() - infer_start)
     annotated = None
     if draw:
       draw_start = time.perf_counter()
-      annotated = reconstruct.draw_overlay(frame, result, self.faces)
+      annotated = reconstruct.draw_hands(frame, hands)
       timings["draw_ms"] = 1000 * (time.perf_counter() - draw_start)
     timings["total_ms"] = 1000 * (time.perf_counter() - start)
-    return result, annotated, timings
+    return hands, annotated, timings

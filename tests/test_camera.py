@@ -58,3 +58,31 @@ def test_back_project_inverts_project_under_skewed_and_rotated_k():
   pixels = tf_camera.project(points[:, None], k)[:, 0]
   back = tf_camera.back_project(pixels, tf.constant(points[:, 2]), k)
   np.testing.assert_allclose(back, points, atol=1e-6)
+
+
+def test_a_photos_camera_comes_from_the_user_then_its_exif_then_the_default(tmp_path):
+  """A JPEG whose EXIF says 28 mm (35 mm equivalent): focal 28 / 43.27 of the image
+  diagonal; --focal and a given K win over it; without EXIF, the default camera."""
+  from PIL import Image
+
+  from hand_tf.io import read_exif_focal
+  image = Image.new("RGB", (400, 300), (120, 90, 60))
+  exif = Image.Exif()
+  exif.get_ifd(0x8769).update({0xA405: 28, 0x920A: 4.2})  # 35 mm equivalent, lens mm
+  image.save(tmp_path / "exif.jpg", exif=exif)
+  image.save(tmp_path / "plain.jpg")
+  exif_focal = read_exif_focal(tmp_path / "exif.jpg")
+  assert exif_focal == {"focal_35mm": 28.0, "focal_mm": pytest.approx(4.2)}
+  assert read_exif_focal(tmp_path / "plain.jpg") is None
+  (tmp_path / "text.jpg").write_text("not a photo")
+  assert read_exif_focal(tmp_path / "text.jpg") is None
+  k, source = camera.photo_intrinsics(300, 400, exif=exif_focal)
+  assert source == "exif" and k[0, 0] == pytest.approx(28 * 500 / np.hypot(36, 24))
+  np.testing.assert_allclose(k[:2, 2], [200, 150])
+  assert camera.photo_intrinsics(300, 400, focal=700, exif=exif_focal)[1] == "focal"
+  given = np.array([[500.0, 0, 190], [0, 500, 160], [0, 0, 1]])
+  k, source = camera.photo_intrinsics(300, 400, given, 700, exif_focal)
+  assert source == "intrinsics"
+  np.testing.assert_allclose(k, given)
+  k, source = camera.photo_intrinsics(300, 400, exif=None)
+  assert source == "default" and k[0, 0] == camera.DEFAULT_FOCAL_PER_SIDE * 400

@@ -242,10 +242,14 @@ def test_predict_cli_writes_meshes_joints_and_overlays(exported, tmp_path):
                   "--box", "100,40,128", "--focal", 320,
                   without_tensorflow=model.suffix in (".tflite", ".onnx"))
     assert result.returncode == 0, result.stderr[-3000:]
-    vertices, faces = mesh_io.read_obj(str(tmp_path / "pred" / "frame.obj"))[:2]
+    vertices, faces = mesh_io.read_obj(str(tmp_path / "pred" / "frame_hand0_right.obj"))[:2]
     assert vertices.shape == (778, 3) and faces.shape == (1538, 3)
-    assert (tmp_path / "pred" / "frame.ply").read_bytes().startswith(b"ply")
-    joints = json.loads((tmp_path / "pred" / "frame_joints.json").read_text())
+    assert (tmp_path / "pred" / "frame_hand0_right.ply").read_bytes().startswith(b"ply")
+    listed = json.loads((tmp_path / "pred" / "frame_hands.json").read_text())
+    assert listed["intrinsics_source"] == "focal" and len(listed["hands"]) == 1
+    joints = listed["hands"][0]
+    assert joints["side"] == "right" and joints["meshes"] == [
+        "frame_hand0_right.obj", "frame_hand0_right.ply"]
     j3d, j2d = np.asarray(joints["joints3d_m_camera_frame"]), np.asarray(joints["joints2d_px"])
     k = np.asarray(joints["intrinsics"])
     assert k[0, 0] == 320 and j3d.shape == (21, 3)
@@ -265,7 +269,8 @@ def test_predict_cli_writes_meshes_joints_and_overlays(exported, tmp_path):
   assert f"{tmp_path / 'nope.png'}: image not found" in result.stderr
   assert f"{tmp_path / 'small.png'}: box: (100, 40, side 128) lies outside" in result.stderr
   assert sorted(os.listdir(tmp_path / "batch")) == [
-      "frame.obj", "frame.ply", "frame_joints.json", "frame_overlay.png"]
+      "frame_hand0_right.obj", "frame_hand0_right.ply", "frame_hands.json",
+      "frame_overlay.png"]
   result = _cli("hand_tf.predict", tmp_path / "nope.png", "--model", out / "s2hand.onnx",
                 "--out", tmp_path / "none", without_tensorflow=True)
   assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == (
@@ -291,7 +296,7 @@ def test_predict_takes_a_folder_and_the_keypoint_file_detect_writes(exported, tm
   from hand_tf.data.crops import box_from_keypoints
   for i, name in enumerate(names):  # every image predicted, in the crop its keypoints give
     stem = os.path.splitext(name)[0]
-    joints = json.loads((tmp_path / "pred" / f"{stem}_joints.json").read_text())
+    joints = json.loads((tmp_path / "pred" / f"{stem}_hands.json").read_text())["hands"][0]
     np.testing.assert_allclose(joints["crop_box_px"], box_from_keypoints(keypoints[i]),
                                atol=1e-3)
 
@@ -324,7 +329,9 @@ def test_detect_then_predict_with_the_detector_and_a_camera_file(exported, tmp_p
                 "--detect", "--intrinsics", tmp_path / "K.json", "--out", tmp_path / "pred",
                 without_tensorflow=True)
   assert result.returncode == 0, result.stderr[-3000:]
-  joints = json.loads((tmp_path / "pred" / "hand_joints.json").read_text())
+  listed = json.loads((tmp_path / "pred" / "hand_hands.json").read_text())
+  assert listed["intrinsics_source"] == "intrinsics" and len(listed["hands"]) == 1
+  joints = listed["hands"][0]
   np.testing.assert_allclose(joints["intrinsics"], k)
   detected = np.asarray(joints["detected_keypoints_px"])
   np.testing.assert_allclose(detected, keypoints, atol=0.5)
@@ -336,6 +343,39 @@ def test_detect_then_predict_with_the_detector_and_a_camera_file(exported, tmp_p
   # fingers differ; a constant miss would be the hand's size, ~60 px here).
   assert joints["placed_on_keypoints"]
   assert np.linalg.norm(j2d - detected, axis=1).mean() < 20
+
+
+def test_predict_detects_both_hands_of_a_photo_and_refines_them(exported, tmp_path):
+  """`predict --detect --refine` on a photo with a right and a left hand: one mesh per
+  hand, one JSON listing both (each where it is), each refined onto its keypoints with
+  the hand model the export carries; the overlay draws both."""
+  from hand_images import two_hands
+  _, out, _ = exported
+  assert (out / "hand_model.npz").is_file()
+  image, truth = two_hands()
+  cv2.imwrite(str(tmp_path / "two.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+  result = _cli("hand_tf.predict", tmp_path / "two.png", "--model", out / "s2hand.onnx",
+                "--detect", "--refine", "--out", tmp_path / "pred")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "no hand_model.npz" not in result.stderr
+  listed = json.loads((tmp_path / "pred" / "two_hands.json").read_text())
+  assert listed["intrinsics_source"] == "default" and len(listed["hands"]) == 2
+  found = []
+  for index, hand in enumerate(listed["hands"]):
+    assert hand["meshes"] == [f"two_hand{index}_{hand['side']}.obj",
+                              f"two_hand{index}_{hand['side']}.ply"]
+    assert all((tmp_path / "pred" / name).is_file() for name in hand["meshes"])
+    detected = np.asarray(hand["detected_keypoints_px"])
+    found.append(min(truth, key=lambda side: np.linalg.norm(detected - truth[side], axis=1).mean()))
+    refinement = hand["refinement"]
+    assert refinement["error_after_px"] < refinement["error_before_px"], refinement
+    j2d = np.asarray(hand["joints2d_px"])
+    assert np.linalg.norm(j2d - detected, axis=1).mean() == pytest.approx(
+        refinement["error_after_px"], abs=0.05)
+  assert sorted(found) == ["left", "right"]  # one hand each
+  overlay = cv2.imread(str(tmp_path / "pred" / "two_overlay.png"))[..., ::-1]
+  changed = np.any(overlay != image, axis=-1)
+  assert changed[:, :256].sum() > 300 and changed[:, 256:].sum() > 300
 
 
 def test_mobile_demo_runs_the_tflite_without_tensorflow_and_reports_fps(exported, tmp_path):
@@ -450,7 +490,9 @@ def test_the_readme_api_example_runs_without_tensorflow(exported, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.split("\n")[0] == "(21, 3) (778, 3) (16, 3) (10,)"  # a hand was found
   from hand_tf import mesh_io
-  vertices, faces = mesh_io.read_obj(str(tmp_path / "hand.obj"))[:2]
+  meshes = sorted(tmp_path.glob("hand0_*.obj"))  # its side is what MediaPipe said
+  assert len(meshes) == 1 and not list(tmp_path.glob("hand1_*"))
+  vertices, faces = mesh_io.read_obj(str(meshes[0]))[:2]
   assert vertices.shape == (778, 3) and faces.shape == (1538, 3)
   overlay = cv2.imread(str(tmp_path / "overlay.png"))
   assert overlay.shape == image.shape and np.any(overlay[..., ::-1] != image)
@@ -464,24 +506,59 @@ def test_mobile_pipeline_keeps_the_last_box_when_detection_fails(exported):
   _, out, _ = exported
   seen = np.random.default_rng(1).uniform(20, 60, (21, 2)).astype(np.float32) + [30, 10]
 
+  from hand_tf.detection.mediapipe import DetectedHand
+
   class FlakyDetector:
     def __init__(self):
       self.calls = 0
 
-    def detect(self, image):
+    def detect_hands(self, image, max_hands):
       self.calls += 1
       if self.calls == 2:  # the second frame: nothing found
-        return np.zeros((21, 2), np.float32), np.zeros(21, np.float32)
-      return seen, np.ones(21, np.float32)
+        return []
+      return [DetectedHand(seen, np.ones(21, np.float32), "left", 0.1, 1.0, 1.0)]
 
   pipeline = HandPipeline(str(out / "s2hand_fp32.tflite"), detector=FlakyDetector())
   frame = np.full((120, 160, 3), 90, np.uint8)
-  first, _, timings = pipeline.process(frame, draw=False)
-  second, _, _ = pipeline.process(frame, draw=False)
+  (first,), _, timings = pipeline.process(frame, draw=False)
+  (second,), _, _ = pipeline.process(frame, draw=False)
+  assert first.side == second.side == "left"  # the hand's side is kept with its box
   np.testing.assert_allclose(first.box, box_from_keypoints(seen, np.ones(21)))
   np.testing.assert_allclose(second.box, first.box)  # kept, not the whole frame
   assert first.keypoints is not None and second.keypoints is None
   assert "detect_ms" in timings and timings["total_ms"] >= timings["crop_infer_ms"]
+
+
+def test_a_left_hand_is_the_mirror_of_the_right_hand_prediction_on_the_flipped_photo(
+    exported):
+  """A rendered left hand (MANO's left model) in an off-centre box under an off-centre
+  camera, predicted as a left hand, is the reflection of the right-hand prediction on
+  the flipped photo (its box and camera flipped here by hand), to float tolerance; taken
+  for a right hand instead, it is predicted elsewhere."""
+  from hand_images import palm_view
+
+  from hand_tf import reconstruct
+  from hand_tf.predictors import load_predictor
+  _, out, _ = exported
+  predictor = load_predictor(str(out / "s2hand_fp32.tflite"))
+  hand, _ = palm_view(128, "left", zoom=2.0)
+  photo = np.full((200, 300, 3), 60, np.uint8)
+  photo[30:158, 150:278] = hand
+  box, k = [150, 30, 128, 128], np.array([[400.0, 0, 170], [0, 410, 90], [0, 0, 1]])
+  left = reconstruct.reconstruct(predictor, photo, box, k, predictor.faces, side="left")
+  flipped_box = [300 - 150 - 128, 30, 128, 128]
+  flipped_k = np.array([[400.0, 0, 300 - 170], [0, 410, 90], [0, 0, 1]])
+  right = reconstruct.reconstruct(predictor, np.ascontiguousarray(photo[:, ::-1]),
+                                  flipped_box, flipped_k, predictor.faces)
+  assert left.side == "left" and right.side == "right"
+  np.testing.assert_allclose(left.joints2d[:, 0], 300 - right.joints2d[:, 0], atol=1e-3)
+  np.testing.assert_allclose(left.joints2d[:, 1], right.joints2d[:, 1], atol=1e-3)
+  np.testing.assert_allclose(left.vertices, right.vertices * [-1, 1, 1], atol=1e-6)
+  np.testing.assert_allclose(left.pose, right.pose * [1, -1, -1], atol=1e-6)
+  np.testing.assert_array_equal(left.faces, predictor.faces[:, [0, 2, 1]])
+  as_right = reconstruct.reconstruct(predictor, photo, box, k, predictor.faces)
+  print("left vs taken for right", np.abs(as_right.joints2d - left.joints2d).max())
+  assert np.abs(as_right.joints2d - left.joints2d).max() > 2.0
 
 
 def _snapshot(folder):

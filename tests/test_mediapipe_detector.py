@@ -69,3 +69,39 @@ def test_finds_the_synthetic_hand():
   keypoints, confidence = mp.MediaPipeHandDetector().detect(image)
   assert confidence.min() > 0.5
   assert np.linalg.norm(keypoints - truth, axis=1).mean() < 10.0
+
+
+def test_finds_every_hand_in_a_photo():
+  """Two hands side by side, a right one and MANO's left one: both are found, each
+  where it is; `max_hands` caps them and `detect` gives the most confident.  (Their
+  sides are not asserted: on the synthetic hand, which has no nails or palm creases,
+  the landmark model's handedness is near chance (0.19-0.87 measured), while on real
+  photos it is decisive: FreiHAND's right hands 0.89-0.997, mirrored 0.004-0.03.)"""
+  from hand_images import two_hands
+  image, truth = two_hands()
+  detector = mp.MediaPipeHandDetector()
+  hands = detector.detect_hands(image)
+  assert len(hands) == 2
+  errors = sorted(min(np.linalg.norm(h.keypoints - t, axis=1).mean() for h in hands)
+                  for t in truth.values())
+  assert errors[-1] < 10.0, errors  # each true hand has a detection on it
+  assert hands[0].confidence[0] >= hands[1].confidence[0] > 0.5
+  assert {h.side for h in hands} <= {"right", "left"}
+  assert [h.side == "right" for h in hands] == [h.right_probability >= 0.5 for h in hands]
+  assert len(detector.detect_hands(image, max_hands=1)) == 1
+  keypoints, confidence = detector.detect(image)
+  np.testing.assert_array_equal(keypoints, hands[0].keypoints)
+
+
+def test_a_hand_filling_a_tight_crop_is_found_without_a_palm(monkeypatch):
+  """A FreiHAND-style crop the hand fills: the palm detector finds nothing, so the
+  whole image goes to the landmark model, which finds the hand."""
+  from hand_images import palm_view
+  image, truth = palm_view(224, zoom=3.5)
+  detector = mp.MediaPipeHandDetector()
+  hands = detector.detect_hands(image)
+  assert len(hands) == 1 and hands[0].palm_score == 1.0  # the fallback's mark
+  # 29 px measured on a hand 200 px tall (a missed hand is ~100 px off).
+  assert np.linalg.norm(hands[0].keypoints - truth, axis=1).mean() < 40.0
+  monkeypatch.setattr(mp.MediaPipeHandDetector, "WHOLE_IMAGE_FALLBACK_MAX_SIDE", 0)
+  assert detector.detect_hands(image) == []

@@ -15,10 +15,11 @@ copies only these files out of it:
 
 Nothing is downloaded at run time.  The pipeline follows MediaPipe's hand tracking
 graph: letterbox the image to a square, detect palms (SSD anchors, sigmoid scores,
-non-maximum suppression), turn the best palm into a rotated square hand region (wrist to
+non-maximum suppression), turn each palm into a rotated square hand region (wrist to
 middle-finger MCP pointing up, enlarged 2.6x and shifted towards the fingers), run the
 landmark model on that crop and map the 21 landmarks back to image pixels.  MediaPipe's
-landmark order is the FreiHAND/OpenPose order.
+landmark order is the FreiHAND/OpenPose order.  The landmark model also says which hand
+it sees (handedness, P(right) for an unmirrored photo).
 
 "Confidence" of a keypoint: MediaPipe predicts no per-joint confidence, so every
 keypoint of a hand gets the hand-presence probability of the landmark model times the
@@ -26,11 +27,12 @@ palm detection score (both in [0, 1]); 0 where no palm is found or the hand
 presence is below `min_presence` (MediaPipe's default 0.5).
 """
 
+import dataclasses
 import os
 import shutil
 import sys
 import zipfile
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -154,8 +156,44 @@ def region_to_image_matrix(center, side, angle, crop_size):
   return np.concatenate([rotation, offset[:, None]], axis=1)
 
 
+@dataclasses.dataclass
+class DetectedHand:
+  """One hand MediaPipe found in an image.
+
+  Attributes:
+    keypoints: [21, 2] landmarks, image pixels (x, y), FreiHAND order.
+    confidence: [21] palm score times hand presence (MediaPipe gives no per-joint value).
+    side: "right" or "left", from the landmark model's handedness output.
+    right_probability: that output, P(right hand) for an unmirrored photo (FreiHAND's
+      right hands score 0.9-1.0; mirrored they score below 0.05).
+    palm_score: the palm detector's score (1.0 when the whole-image fallback found it).
+    presence: the landmark model's hand-presence probability.
+  """
+  keypoints: np.ndarray
+  confidence: np.ndarray
+  side: str
+  right_probability: float
+  palm_score: float
+  presence: float
+
+
+def _keypoint_box(keypoints):
+  """[x0, y0, x1, y1] around keypoints."""
+  return np.concatenate([keypoints.min(axis=0), keypoints.max(axis=0)])
+
+
+def _iou(a, b):
+  inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
+  union = np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter
+  return inter / max(union, 1e-9)
+
+
 class MediaPipeHandDetector:
   """Palm detection + hand landmarks on LiteRT (ai-edge-litert)."""
+
+  # At most this many pixels on the longer side, an image with no palm found is tried as
+  # one hand crop: the palm detector misses hands that fill a tight crop (FreiHAND's).
+  WHOLE_IMAGE_FALLBACK_MAX_SIDE = 320
 
   def __init__(self, directory: Optional[str] = None, variant: str = "full",
                num_threads: int = 2, min_palm_score: float = 0.5,
@@ -181,14 +219,35 @@ class MediaPipeHandDetector:
     outputs = sorted(interpreter.get_output_details(), key=lambda d: d["name"])
     return [interpreter.get_tensor(d["index"])[0] for d in outputs]
 
-  def detect(self, image_rgb: np.ndarray):
-    """Detects one hand.
+  def _landmarks(self, square, to_image, palm_score):
+    """The landmark model on the crop `to_image` maps from; a DetectedHand or None."""
+    crop = cv2.warpAffine(square, to_image, (224, 224),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT)
+    landmarks, presence, handedness, _ = self._run(self._landmark,
+                                                   crop.astype(np.float32) / 255.0)
+    presence = float(presence.reshape(-1)[0])  # the model outputs probabilities already
+    if presence < self._min_presence:  # the landmark model sees no hand in the region
+      return None
+    points = landmarks.reshape(21, 3)[:, :2]
+    keypoints = (points @ to_image[:, :2].T + to_image[:, 2]).astype(np.float32)
+    right = float(handedness.reshape(-1)[0])
+    return DetectedHand(keypoints=keypoints,
+                        confidence=np.full(21, palm_score * presence, np.float32),
+                        side="right" if right >= 0.5 else "left", right_probability=right,
+                        palm_score=float(palm_score), presence=presence)
+
+  def detect_hands(self, image_rgb: np.ndarray, max_hands: int = 4) -> List[DetectedHand]:
+    """Every hand in an image, most confident first.
+
+    Every palm above the score threshold after non-maximum suppression (up to
+    `max_hands`) gets the landmark model; hands whose landmark boxes overlap by more than
+    half (two palms of one hand) count once.  When no palm is found in a small image
+    (<= WHOLE_IMAGE_FALLBACK_MAX_SIDE px), the whole image is tried as one hand crop.
 
     Args:
       image_rgb: [H, W, 3] uint8 RGB.
-
-    Returns:
-      (keypoints [21, 2] image pixels (x, y), confidence [21]).
+      max_hands: at most this many hands.
     """
     height, width = image_rgb.shape[:2]
     side = max(height, width)
@@ -197,22 +256,36 @@ class MediaPipeHandDetector:
     palm_input = cv2.resize(square, (192, 192), interpolation=cv2.INTER_AREA)
     raw_boxes, raw_scores = self._run(self._palm, palm_input.astype(np.float32) / 255.0)
     palms = decode_palms(raw_boxes, raw_scores, self._anchors, min_score=self._min_palm_score)
-    if not palms:
+    hands = []
+    for score, box, palm_keypoints in palms:
+      if len(hands) == max_hands:
+        break
+      center, region_side, angle = hand_region(box, palm_keypoints, (side, side))
+      hand = self._landmarks(square, region_to_image_matrix(center, region_side, angle, 224),
+                             score)
+      if hand is not None and all(
+          _iou(_keypoint_box(hand.keypoints), _keypoint_box(h.keypoints)) <= 0.5
+          for h in hands):
+        hands.append(hand)
+    if not palms and side <= self.WHOLE_IMAGE_FALLBACK_MAX_SIDE and max_hands > 0:
+      whole = region_to_image_matrix(np.array([side / 2, side / 2]), side, 0.0, 224)
+      hand = self._landmarks(square, whole, 1.0)
+      hands = [] if hand is None else [hand]
+    return sorted(hands, key=lambda h: -h.confidence[0])
+
+  def detect(self, image_rgb: np.ndarray):
+    """Detects the most confident hand.
+
+    Args:
+      image_rgb: [H, W, 3] uint8 RGB.
+
+    Returns:
+      (keypoints [21, 2] image pixels (x, y), confidence [21]); zeros when none is found.
+    """
+    hands = self.detect_hands(image_rgb, max_hands=1)
+    if not hands:
       return np.zeros((21, 2), np.float32), np.zeros(21, np.float32)
-    score, box, palm_keypoints = palms[0]
-    center, region_side, angle = hand_region(box, palm_keypoints, (side, side))
-    to_image = region_to_image_matrix(center, region_side, angle, 224)
-    crop = cv2.warpAffine(square, to_image, (224, 224),
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_CONSTANT)
-    landmarks, presence, _, _ = self._run(self._landmark, crop.astype(np.float32) / 255.0)
-    presence = float(presence.reshape(-1)[0])  # the model outputs a probability already
-    if presence < self._min_presence:  # the landmark model sees no hand in the region
-      return np.zeros((21, 2), np.float32), np.zeros(21, np.float32)
-    points = landmarks.reshape(21, 3)[:, :2]
-    keypoints = points @ to_image[:, :2].T + to_image[:, 2]
-    confidence = np.full(21, score * presence, np.float32)
-    return keypoints.astype(np.float32), confidence
+    return hands[0].keypoints, hands[0].confidence
 
 
 def main(argv):

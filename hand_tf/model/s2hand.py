@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from hand_tf import io
 from hand_tf.camera import DEFAULT_FOCAL_PER_SIDE
+from hand_tf.contract import HAND_MODEL_FILE
 from hand_tf.model.encoder import build_encoder
 from hand_tf.model.heads import GeometryHead, TextureLightHead
 from hand_tf.model.hourglass import build_keypoint_branch
@@ -33,7 +34,6 @@ from mano_tf.model_file import save_mano_model
 # the hand model's arrays (so that moving the folder, or the MANO file it was trained
 # with, does not break it).
 MODEL_CONFIG_FILE = "model_config.json"
-HAND_MODEL_FILE = "hand_model.npz"
 
 
 @keras.saving.register_keras_serializable(package="hand_tf")
