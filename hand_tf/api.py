@@ -93,18 +93,11 @@ class HandReconstructor:
       from hand_tf.startup import quiet_tensorflow
       quiet_tensorflow()
       try:
-        from hand_tf.refine import HandRefiner
+        from hand_tf import refine
       except ImportError as e:
         raise InputError(f"refinement needs TensorFlow ({e}): pip install 'hand-tf[train]'"
                          ) from None
-      from absl import logging
-
-      from hand_tf.contract import find_hand_model
-      path = find_hand_model(self.predictor.path) if self.predictor.path else None
-      if path is None:
-        logging.warning("no hand_model.npz beside the model: refining with the synthetic "
-                        "hand")
-      self._refiner = HandRefiner(path)
+      self._refiner = refine.for_model(self.predictor.path)
     return self._refiner.refine(hands, keypoints, confidence)
 
   def __call__(self, image, detect: bool = True, box: Optional[Sequence[float]] = None,

@@ -13,6 +13,7 @@ output): prints the paper's table columns and writes metrics.json, pck.png and p
 the predicted 2D joints lie from the detections and the prediction spread.
 """
 
+import numpy as np
 from absl import flags
 
 from hand_tf import startup
@@ -33,6 +34,10 @@ LIMIT = flags.DEFINE_integer("limit", None, "Evaluate only the first N samples."
 OUT = flags.DEFINE_string("out", "evaluation", "Report folder.")
 BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Images per predictor call.")
 NUM_THREADS = flags.DEFINE_integer("num_threads", 2, "Threads for TFLite / ONNX Runtime.")
+REFINE = flags.DEFINE_bool(
+    "refine", False, "Also evaluate the network + test-time refinement (hand_tf.refine) onto "
+    "the split's detections (--data_kind freihand: its `<split>_detections.json`, or "
+    "--detections); written to OUT/refined/.  Needs TensorFlow.")
 
 
 def _record_held_out(evaluation, records):
@@ -83,12 +88,36 @@ def _evaluate_folder(predictor):
   return 0
 
 
+def _evaluate_refined(predictor, predictions, records, about):
+  """The network's predictions refined onto the split's detections, evaluated and
+  written to OUT/refined/; their metrics."""
+  import os
+
+  from absl import app
+
+  from hand_tf import refine
+  from hand_tf.data.freihand import annotation_path, read_freihand
+  from hand_tf.eval import report
+  detections = DETECTIONS.value or annotation_path(DATA_DIR.value, SPLIT.value, "detections")
+  if not os.path.isfile(detections):
+    raise app.UsageError(f"--refine fits to a detector's keypoints: {detections} not found; "
+                         "give --detections (what `python -m hand_tf.detect` writes)")
+  detected = read_freihand(DATA_DIR.value, SPLIT.value, detections=detections,
+                           image_size=predictor.input_size, source_size=SOURCE_SIZE.value)
+  detected = detected.subset(np.arange(len(records)))
+  refined, milliseconds = refine.refine_predictions(refine.for_model(MODEL.value),
+                                                    predictions, detected)
+  evaluation = report.evaluate_records(refined, records)
+  evaluation["metrics"]["refine_ms_per_hand"] = milliseconds
+  report.write_report(os.path.join(OUT.value, "refined"), f"{predictor.kind} + refinement",
+                      evaluation, refined, {**about, "detections": detections})
+  return evaluation["metrics"]
+
+
 def main(argv):
   del argv
   if not MODEL.value.endswith((".tflite", ".onnx")):  # those run without TensorFlow
     startup.quiet_tensorflow()  # before it loads: its C++ start-up lines are not for users
-  import numpy as np
-
   from hand_tf.data.freihand import read_freihand
   from hand_tf.eval import report
   from hand_tf.predictors import load_predictor
@@ -102,13 +131,16 @@ def main(argv):
     records = records.subset(np.arange(min(LIMIT.value, len(records))))
   predictions = report.predict_records(predictor, records, BATCH_SIZE.value)
   evaluation = report.evaluate_records(predictions, records)
-  report.write_report(OUT.value, predictor.kind, evaluation, predictions,
-                      {"model": MODEL.value, "loaded": predictor.describe(),
-                       "data_dir": DATA_DIR.value,
-                       "split": SPLIT.value})
+  about = {"model": MODEL.value, "loaded": predictor.describe(), "data_dir": DATA_DIR.value,
+           "split": SPLIT.value}
+  report.write_report(OUT.value, predictor.kind, evaluation, predictions, about)
   if predictor.kind == "checkpoint":
     _record_held_out(evaluation, records)
-  print(report.format_table({predictor.kind: evaluation["metrics"]}))
+  rows = {predictor.kind: evaluation["metrics"]}
+  if REFINE.value:
+    rows[f"{predictor.kind} + refinement"] = _evaluate_refined(predictor, predictions, records,
+                                                              about)
+  print(report.format_table(rows))
   print(f"{len(records)} samples; report in {OUT.value}/ (metrics.json, pck.png, pred.json)")
 
 

@@ -25,7 +25,7 @@ of a right one (`hand_tf.mirror`).  Needs TensorFlow (the `train` extra).
 
 import dataclasses
 import time
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -37,6 +37,10 @@ from hand_tf.reconstruct import Hand
 from hand_tf.rendering import camera
 from mano_tf import constants, lbs
 from mano_tf.layer import ManoLayer
+
+# A hand is refined only with at least this many keypoints of confidence >=
+# `hand_tf.camera.MIN_CONFIDENCE` (a missed detection gives none).
+MIN_CONFIDENT_KEYPOINTS = 6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,12 +176,16 @@ class HandRefiner:
     Returns:
       New `Hand`s: refined vertices, joints (3D, 2D), pose and shape;
       `refinement` says the 2D error (image pixels) before and after and the time taken.
-      Hands without keypoints come back unchanged.
+      Hands without keypoints (or with fewer than `MIN_CONFIDENT_KEYPOINTS` confident
+      ones: the bone term, as the released code's, trusts every keypoint) come back
+      unchanged.
     """
     keypoints = [h.keypoints for h in hands] if keypoints is None else list(keypoints)
     confidence = ([h.keypoint_confidence for h in hands] if confidence is None
                   else list(confidence))
-    todo = [i for i, k in enumerate(keypoints) if k is not None]
+    todo = [i for i, k in enumerate(keypoints) if k is not None and (
+        confidence[i] is None or np.count_nonzero(np.asarray(confidence[i]) >= np_camera.
+                                                  MIN_CONFIDENCE) >= MIN_CONFIDENT_KEYPOINTS)]
     if not todo:
       return list(hands)
     begin = time.perf_counter()
@@ -225,3 +233,48 @@ class HandRefiner:
         joints2d=np_camera.project(joints, hand.intrinsics).astype(np.float32),
         refinement={"error_before_px": float(before), "error_after_px": float(after),
                     "iterations": self.settings.iterations, "ms_per_hand": milliseconds})
+
+
+def for_model(model_path: Optional[str]) -> HandRefiner:
+  """A refiner with the hand model `model_path` was trained with (`hand_model.npz` in
+  its run folder or export), or the synthetic hand, with a warning, when none is there."""
+  from absl import logging
+
+  from hand_tf.contract import find_hand_model
+  path = find_hand_model(model_path) if model_path else None
+  if path is None:
+    logging.warning("no hand_model.npz beside %s: refining with the synthetic hand",
+                    model_path)
+  return HandRefiner(path)
+
+
+def refine_predictions(refiner: HandRefiner, predictions: Dict[str, np.ndarray], records,
+                       batch_size: int = 64):
+  """Dataset predictions (`hand_tf.eval.report.predict_records`) refined onto the
+  records' keypoints, which must be a detector's (no 3D labels): the evaluation's
+  "+ refinement" rows.  Every record is a right hand in its crop (FreiHAND's are).
+
+  Returns:
+    (`predictions` with vertices, joints3d, joints2d, pose and shape refined; the
+    median milliseconds per refined hand, None when none had keypoints).
+  """
+  size = float(records.image_size)
+  box = np.array([0.0, 0.0, size, size], np.float32)
+  refined = {k: np.array(v) for k, v in predictions.items()}
+  milliseconds = []
+  for first in range(0, len(records), batch_size):
+    rows = range(first, min(first + batch_size, len(records)))
+    hands = [Hand(vertices=predictions["vertices"][i], faces=None,
+                  joints3d=predictions["joints3d"][i], joints2d=predictions["joints2d"][i],
+                  vertex_colors=None, box=box, intrinsics=records.intrinsics[i],
+                  outputs={"pose": predictions["pose"][i], "shape": predictions["shape"][i]},
+                  keypoints=records.keypoints[i], keypoint_confidence=records.confidence[i])
+             for i in rows]
+    for i, hand in zip(rows, refiner.refine(hands)):
+      if hand.refinement is None:
+        continue
+      for name in ("vertices", "joints3d", "joints2d"):
+        refined[name][i] = getattr(hand, name)
+      refined["pose"][i], refined["shape"][i] = hand.pose, hand.shape
+      milliseconds.append(hand.refinement["ms_per_hand"])
+  return refined, (float(np.median(milliseconds)) if milliseconds else None)

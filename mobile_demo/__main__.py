@@ -4,8 +4,10 @@
       [--out DIR] [--num_threads 4] [--detector mediapipe|none] [--box x0,y0,side]
 
 --input (`hand_tf.inputs`): image files, folders or glob patterns (writes NAME_mesh.png
-per image), video files (writes annotated.mp4), or camera:N (OpenCV capture;
---max_frames frames).  Prints per-frame latency and FPS, and writes timings.json.
+per image), video files (writes annotated.mp4, FPS on each frame), or camera:N (OpenCV
+capture; --max_frames frames).  Every hand is reconstructed; on video, hands are tracked
+from frame to frame (--track, --redetect_every) and their keypoints optionally smoothed
+(--smooth: One-Euro filter).  Prints per-frame latency and FPS, and writes timings.json.
 """
 
 import os
@@ -33,8 +35,34 @@ PLACE = flags.DEFINE_bool(
     "place_on_keypoints", True, "On frames where the hand is detected, move the predicted "
     "hand rigidly onto the detected keypoints (shape and pose unchanged).")
 MAX_FRAMES = flags.DEFINE_integer("max_frames", 300, "Frames to read from a video/camera.")
+REFINE = flags.DEFINE_bool(
+    "refine", False, "Fit each detected hand to its keypoints (hand_tf.refine, 151 steps); "
+    "needs TensorFlow, which the rest of the demo does not.")
+TRACK = flags.DEFINE_bool(
+    "track", True, "Video: follow each hand from its previous keypoints (MediaPipe's "
+    "tracking), running the palm detector only when a hand is lost or every "
+    "--redetect_every frames.")
+REDETECT = flags.DEFINE_integer("redetect_every", 30, "Video: palm detection at least this "
+                                "often, in frames (0: only when a hand is lost).",
+                                lower_bound=0)
+SMOOTH = flags.DEFINE_bool("smooth", False, "Video: One-Euro filter on each hand's keypoints.")
+SMOOTH_CUTOFF = flags.DEFINE_float("smooth_min_cutoff", 1.0, "One-Euro cutoff at rest (Hz): "
+                                   "lower smooths more.", lower_bound=1e-3)
+SMOOTH_BETA = flags.DEFINE_float("smooth_beta", 0.05, "One-Euro speed coefficient: higher "
+                                 "lags less on fast motion.", lower_bound=0.0)
 MAX_HANDS = flags.DEFINE_integer("max_hands", 4, "At most this many detected hands a frame.",
                                  lower_bound=1)
+
+def _refiner(model_path):
+  """A HandRefiner with the hand model the export carries, or InputError without TF."""
+  from hand_tf.io import InputError
+  startup.quiet_tensorflow()
+  try:
+    from hand_tf import refine
+  except ImportError as e:
+    raise InputError(f"--refine needs TensorFlow ({e}): pip install 'hand-tf[train]'") from None
+  return refine.for_model(model_path)
+
 
 def main(argv):
   del argv
@@ -47,8 +75,15 @@ def main(argv):
     detector = MediaPipeHandDetector(num_threads=NUM_THREADS.value)
   from hand_tf.data.crops import parse_box
   box = parse_box(BOX.value, np.inf, np.inf, "--box") if BOX.value else None
+  refiner = _refiner(MODEL.value) if REFINE.value else None
+  tracker = None
+  if detector is not None and TRACK.value:
+    from mobile_demo.tracking import HandTracker, OneEuroFilter
+    tracker = HandTracker(detector, MAX_HANDS.value, REDETECT.value, smoothing=(
+        lambda fps: OneEuroFilter(fps, SMOOTH_CUTOFF.value, SMOOTH_BETA.value))
+        if SMOOTH.value else None)
   pipeline = HandPipeline(MODEL.value, NUM_THREADS.value, detector, box, FOCAL.value,
-                          PLACE.value, MAX_HANDS.value)
+                          PLACE.value, MAX_HANDS.value, refiner=refiner, tracker=tracker)
   print(f"model: {pipeline.predictor.describe()}", flush=True)
   caveat = model_caveat(pipeline.predictor.input_size, read_held_out(MODEL.value))
   if caveat:
@@ -63,13 +98,15 @@ def main(argv):
     writer, video_path, rows = None, os.path.join(OUT.value, "annotated.mp4"), []
     for name, frame, is_video, fps in inputs.frames(INPUT.value, MAX_FRAMES.value, skip):
       try:
-        _, annotated, timings = pipeline.process(frame)
+        _, annotated, timings = pipeline.process(frame, video=is_video, fps=fps or 30.0)
       except InputError as e:
         skip(InputError(f"{name}: {e}"))
         continue
       rows.append(timings)
       bgr = cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR)
-      if is_video:
+      if is_video:  # this frame's rate, on screen
+        cv2.putText(bgr, f"{1000.0 / timings['total_ms']:.0f} FPS", (8, 24),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
         if writer is None:
           writer = cv2.VideoWriter(video_path + ".partial.mp4", cv2.VideoWriter_fourcc(*"mp4v"),
                                    fps, (frame.shape[1], frame.shape[0]))

@@ -25,7 +25,8 @@ class HandPipeline:
 
   def __init__(self, model_path: str, num_threads: int = 2, detector=None,
                box: Optional[np.ndarray] = None, focal: Optional[float] = None,
-               place_on_keypoints: bool = True, max_hands: int = 4, side: str = "right"):
+               place_on_keypoints: bool = True, max_hands: int = 4, side: str = "right",
+               refiner=None, tracker=None):
     """Args:
       model_path: exported `.tflite` (with `hand_mesh.json` beside it).
       num_threads: LiteRT CPU threads.
@@ -37,6 +38,10 @@ class HandPipeline:
         hand rigidly onto its keypoints (`hand_tf.reconstruct.reconstruct`).
       max_hands: at most this many detected hands per frame.
       side: the side of the hand in `box` or the whole frame.
+      refiner: a `hand_tf.refine.HandRefiner` to fit detected hands to their keypoints
+        (needs TensorFlow), or None.
+      tracker: a `mobile_demo.tracking.HandTracker` over `detector`, used for video
+        frames (`process(..., video=True)`): hands followed from the previous frame.
     """
     self.predictor = TFLitePredictor(model_path, num_threads)
     self.faces = self.predictor.faces
@@ -46,9 +51,11 @@ class HandPipeline:
     self.place_on_keypoints = place_on_keypoints
     self.max_hands = max_hands
     self.side = side
+    self.refiner = refiner
+    self.tracker = tracker
     self._last_hands = []  # (box, side) of the hands last detected
 
-  def _crops(self, frame, timings):
+  def _crops(self, frame, timings, video, fps):
     """[(box, keypoints, confidence, side, detection score)] to reconstruct in `frame`;
     keypoints None unless detected on this frame."""
     if self.fixed_box is not None:
@@ -56,7 +63,10 @@ class HandPipeline:
       return [(box, None, None, self.side, None)]
     if self.detector is not None:
       start = time.perf_counter()
-      found = self.detector.detect_hands(frame, self.max_hands)
+      if video and self.tracker is not None:
+        found = self.tracker(frame, fps)
+      else:
+        found = self.detector.detect_hands(frame, self.max_hands)
       timings["detect_ms"] = 1000 * (time.perf_counter() - start)
       if found:
         hands = [(crops.box_from_keypoints(h.keypoints), h.keypoints, h.confidence, h.side,
@@ -67,13 +77,15 @@ class HandPipeline:
       return [(box, None, None, side, None) for box, side in self._last_hands]
     return [(crops.whole_image_box(*frame.shape[:2]), None, None, self.side, None)]
 
-  def process(self, frame: np.ndarray, draw: bool = True):
+  def process(self, frame: np.ndarray, draw: bool = True, video: bool = False,
+              fps: float = 30.0):
     """frame: `[H, W, 3]` uint8 RGB -> ([reconstruct.Hand], annotated frame or None,
-    timings)."""
+    timings).  `video`: the frame follows the previous one (the tracker may be used),
+    at `fps` frames a second."""
     check_image_size(frame, "frame")
     timings: Dict[str, float] = {}
     start = time.perf_counter()
-    to_crop = self._crops(frame, timings)
+    to_crop = self._crops(frame, timings, video, fps)
     height, width = frame.shape[:2]
     k = default_intrinsics(height, width, self.focal)
     infer_start = time.perf_counter()
@@ -81,6 +93,10 @@ class HandPipeline:
                                      confidence, self.place_on_keypoints, side, score)
              for box, keypoints, confidence, side, score in to_crop]
     timings["crop_infer_ms"] = 1000 * (time.perf_counter() - infer_start)
+    if self.refiner is not None:
+      refine_start = time.perf_counter()
+      hands = self.refiner.refine(hands)
+      timings["refine_ms"] = 1000 * (time.perf_counter() - refine_start)
     annotated = None
     if draw:
       draw_start = time.perf_counter()

@@ -474,6 +474,25 @@ def _similarity_aligned(truth, points):
   return (p / p_norm) @ rotation.T * scale * t_norm + truth.mean(0)
 
 
+def test_evaluate_refine_adds_the_refined_rows(exported, tmp_path):
+  """`evaluate --refine`: the network's predictions fitted to the split's detections
+  (not its labels) are evaluated beside them; on this untrained network the fit brings
+  the 2D joints nearer the truth (the detections are the truth plus detector noise)."""
+  _, out, data = exported
+  result = _cli("hand_tf.evaluate", "--model", out / "s2hand.onnx", "--data_dir", data,
+                "--split", "training", "--source_size", SIZE, "--out", tmp_path / "eval",
+                "--refine")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "onnx + refinement" in result.stdout
+  network = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+  refined = json.loads((tmp_path / "eval" / "refined" / "metrics.json").read_text())
+  assert refined["detections"] == str(data / "training_detections.json")
+  assert refined["count"] == network["count"] == 6
+  before, after = network["metrics"]["mpjpe_2d_px"], refined["metrics"]["mpjpe_2d_px"]
+  assert after < 0.5 * before, (before, after)
+  assert refined["metrics"]["refine_ms_per_hand"] > 0
+
+
 def test_the_readme_api_example_runs_without_tensorflow(exported, tmp_path):
   """The README's Python example, run as written on a photo with a hand in it."""
   import re

@@ -147,6 +147,25 @@ def hand_region(box, keypoints, image_size: Tuple[int, int]):
   return center + 0.5 * size[1] * up, 2.6 * max(size), angle
 
 
+def region_from_keypoints(keypoints):
+  """Rotated square hand region from a hand's 21 landmarks (pixels): (center [2], side,
+  angle), as MediaPipe's tracking derives the next frame's region: "up" from the wrist to
+  the middle-finger MCP, the landmarks' extent along those axes enlarged 2x and shifted
+  a tenth of it towards the fingers."""
+  keypoints = np.asarray(keypoints, np.float64)
+  wrist, middle = keypoints[0], keypoints[9]
+  angle = np.pi / 2 - np.arctan2(-(middle[1] - wrist[1]), middle[0] - wrist[0])
+  angle = (angle + np.pi) % (2 * np.pi) - np.pi
+  across = np.array([np.cos(angle), np.sin(angle)])  # the region's x axis in the image
+  down = np.array([-np.sin(angle), np.cos(angle)])  # its y axis (wrist side)
+  local = np.stack([keypoints @ across, keypoints @ down], axis=1)
+  low, high = local.min(axis=0), local.max(axis=0)
+  middle_local = 0.5 * (low + high)
+  extent = float(np.max(high - low))
+  center = middle_local[0] * across + (middle_local[1] - 0.1 * extent) * down
+  return center, 2.0 * extent, angle
+
+
 def region_to_image_matrix(center, side, angle, crop_size):
   """[2, 3] affine mapping crop pixels to image pixels."""
   cos, sin = np.cos(angle), np.sin(angle)
@@ -166,7 +185,8 @@ class DetectedHand:
     side: "right" or "left", from the landmark model's handedness output.
     right_probability: that output, P(right hand) for an unmirrored photo (FreiHAND's
       right hands score 0.9-1.0; mirrored they score below 0.05).
-    palm_score: the palm detector's score (1.0 when the whole-image fallback found it).
+    palm_score: the palm detector's score (1.0 when no palm was detected: the
+      whole-image fallback, or a hand tracked from its previous keypoints).
     presence: the landmark model's hand-presence probability.
   """
   keypoints: np.ndarray
@@ -186,6 +206,15 @@ def _iou(a, b):
   inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
   union = np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter
   return inter / max(union, 1e-9)
+
+
+def _letterbox(image_rgb):
+  """The image padded (bottom, right) to a square, as the palm model is fed."""
+  height, width = image_rgb.shape[:2]
+  side = max(height, width)
+  square = np.zeros((side, side, 3), np.uint8)
+  square[:height, :width] = image_rgb
+  return square
 
 
 class MediaPipeHandDetector:
@@ -249,10 +278,8 @@ class MediaPipeHandDetector:
       image_rgb: [H, W, 3] uint8 RGB.
       max_hands: at most this many hands.
     """
-    height, width = image_rgb.shape[:2]
-    side = max(height, width)
-    square = np.zeros((side, side, 3), np.uint8)  # letterbox, top-left aligned
-    square[:height, :width] = image_rgb
+    square = _letterbox(image_rgb)
+    side = len(square)
     palm_input = cv2.resize(square, (192, 192), interpolation=cv2.INTER_AREA)
     raw_boxes, raw_scores = self._run(self._palm, palm_input.astype(np.float32) / 255.0)
     palms = decode_palms(raw_boxes, raw_scores, self._anchors, min_score=self._min_palm_score)
@@ -272,6 +299,23 @@ class MediaPipeHandDetector:
       hand = self._landmarks(square, whole, 1.0)
       hands = [] if hand is None else [hand]
     return sorted(hands, key=lambda h: -h.confidence[0])
+
+  def track(self, image_rgb: np.ndarray, keypoints: np.ndarray,
+            side: Optional[str] = None) -> Optional[DetectedHand]:
+    """The hand whose previous-frame keypoints are `keypoints`, found again in this frame
+    from the region they give (no palm detection), or None when it is lost.
+
+    Args:
+      image_rgb: [H, W, 3] uint8 RGB.
+      keypoints: [21, 2] the hand's keypoints in the previous frame, pixels.
+      side: the side it had; kept (the landmark model's verdict can flip on one frame).
+    """
+    center, region_side, angle = region_from_keypoints(keypoints)
+    hand = self._landmarks(_letterbox(image_rgb),
+                           region_to_image_matrix(center, region_side, angle, 224), 1.0)
+    if hand is not None and side is not None:
+      hand = dataclasses.replace(hand, side=side)
+    return hand
 
   def detect(self, image_rgb: np.ndarray):
     """Detects the most confident hand.
