@@ -38,6 +38,8 @@ from absl import app, flags
 from hand_tf import startup
 
 OUT = flags.DEFINE_string("out", "ssl_bench", "Output folder (data, runs, report).")
+REFINE = flags.DEFINE_bool("refine", False, "Also a '+ refinement' row per trained row: its "
+                           "predictions fitted to the held-out detections (hand_tf.refine).")
 TRAIN_IMAGES = flags.DEFINE_integer("train_images", 1024, "Training images.")
 TEST_IMAGES = flags.DEFINE_integer("test_images", 128, "Held-out images.")
 IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Image and network input side, pixels.")
@@ -108,17 +110,22 @@ def _run_row(key, spec, data, out, scale_target, log):
   from hand_tf.demo_job import run_module
   row_dir = os.path.join(out, "runs", key)
   result_path = os.path.join(row_dir, "result.json")
+  final = os.path.join(row_dir, "finetune") if spec["stage"] == "all" else row_dir
+  evaluation_dir = os.path.join(row_dir, "evaluation")
+  evaluate = ["hand_tf.evaluate", "--model", final, "--data_dir", data, "--split",
+              "evaluation", "--source_size", IMAGE_SIZE.value, "--out", evaluation_dir]
   if os.path.isfile(result_path):
     with open(result_path) as f:
       log(f"[{key}] reusing {result_path}")
-      return json.load(f)
+      result = json.load(f)
+    if REFINE.value and "refined" not in result:  # trained before: evaluate it again
+      run_module(log, *evaluate, "--refine")
+      result["refined"] = _refined_metrics(evaluation_dir)
+    return result
   start = time.time()
   run_module(log, *_train_args(key, spec, data, row_dir, scale_target))
   train_s = time.time() - start
-  final = os.path.join(row_dir, "finetune") if spec["stage"] == "all" else row_dir
-  evaluation_dir = os.path.join(row_dir, "evaluation")
-  run_module(log, "hand_tf.evaluate", "--model", final, "--data_dir", data, "--split",
-             "evaluation", "--source_size", IMAGE_SIZE.value, "--out", evaluation_dir)
+  run_module(log, *evaluate, *(["--refine"] if REFINE.value else []))
   with open(os.path.join(evaluation_dir, "metrics.json")) as f:
     metrics = json.load(f)["metrics"]
   from hand_tf.demo_job import placed_on_detections
@@ -127,9 +134,16 @@ def _run_row(key, spec, data, out, scale_target, log):
   metrics["mpjpe_placed_on_detections"] = placed["mpjpe"]
   steps = _epochs(spec) * (TRAIN_IMAGES.value // BATCH.value)
   result = {"metrics": metrics, "train_s": train_s, "steps": steps}
+  if REFINE.value:
+    result["refined"] = _refined_metrics(evaluation_dir)
   from hand_tf.io import write_json
   write_json(result_path, result)
   return result
+
+
+def _refined_metrics(evaluation_dir):
+  with open(os.path.join(evaluation_dir, "refined", "metrics.json")) as f:
+    return json.load(f)["metrics"]
 
 
 def _orderings(results):
@@ -191,7 +205,12 @@ def main(argv):
       results[key] = _run_row(key, spec, data, out, scale_target, log)
   rotation_text = ("uniform over all rotations" if rotation is None
                    else f"within {rotation:g} deg of S2HAND's canonical view")
-  table = report.format_table({ROW_SPECS[k][0]: results[k]["metrics"] for k in keys})
+  rows = {}
+  for k in keys:
+    rows[ROW_SPECS[k][0]] = results[k]["metrics"]
+    if results[k].get("refined"):
+      rows[ROW_SPECS[k][0] + " + refinement"] = results[k]["refined"]
+  table = report.format_table(rows)
   def cell(k, key, fmt):
     value = results[k]["metrics"].get(key)
     return "-" if value is None else fmt.format(value)

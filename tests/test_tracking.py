@@ -84,3 +84,21 @@ def test_region_from_keypoints_points_up_the_hand():
   assert angle == pytest.approx(np.arctan2(5, 50))
   assert side == pytest.approx(2 * 80, rel=0.05)
   assert center[1] < 60  # a tenth of the extent towards the fingers from the middle (60)
+
+
+def test_the_synthetic_clip_moves_smoothly_and_shows_its_hand_where_its_truth_says():
+  from hand_tf.camera import project
+  from hand_tf.synthetic.video import BACKGROUND, jitter, render_clip
+  frames, joints3d, k = render_clip(6, size=128, seed=3)
+  assert frames.shape == (6, 128, 128, 3) and joints3d.shape == (6, 21, 3)
+  again = render_clip(6, size=128, seed=3)
+  np.testing.assert_array_equal(frames, again[0])
+  uv = np.round(project(joints3d, k)).astype(int).clip(0, 127)
+  background = np.round(255 * np.asarray(BACKGROUND)).astype(np.uint8)
+  on_hand = [np.any(frames[t, uv[t, :, 1], uv[t, :, 0]] != background, axis=-1).mean()
+             for t in range(6)]
+  assert min(on_hand) > 0.8, on_hand  # joints inside the hand's silhouette
+  # Slow motion: the joints move well under a centimetre a frame, smoothly.
+  assert np.linalg.norm(np.diff(joints3d, axis=0), axis=-1).max() < 0.01
+  assert jitter(joints3d) < 0.002
+  assert jitter(np.zeros((5, 21, 3)) + np.arange(5)[:, None, None]) == 0.0
