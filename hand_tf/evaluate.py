@@ -14,7 +14,7 @@ the predicted 2D joints lie from the detections and the prediction spread.
 """
 
 import numpy as np
-from absl import flags
+from absl import app, flags
 
 from hand_tf import startup
 
@@ -68,8 +68,6 @@ def _record_held_out(evaluation, records):
 
 
 def _evaluate_folder(predictor):
-  from absl import app
-
   from hand_tf.data.folder import read_folder
   from hand_tf.eval import report
   if not DETECTIONS.value:
@@ -92,8 +90,6 @@ def _evaluate_refined(predictor, predictions, records, about):
   """The network's predictions refined onto the split's detections, evaluated and
   written to OUT/refined/; their metrics."""
   import os
-
-  from absl import app
 
   from hand_tf import refine
   from hand_tf.data.freihand import annotation_path, read_freihand
@@ -124,6 +120,9 @@ def main(argv):
   predictor = load_predictor(MODEL.value, NUM_THREADS.value)
   print(f"model: {predictor.describe()}", flush=True)
   if DATA_KIND.value == "folder":
+    if REFINE.value:  # against the detections it would be fitted to: no measure at all
+      raise app.UsageError("--refine needs 3D ground truth to be measured against; on "
+                           "photos use `predict --detect --refine`")
     return _evaluate_folder(predictor)
   records = read_freihand(DATA_DIR.value, SPLIT.value, image_size=predictor.input_size,
                           source_size=SOURCE_SIZE.value)
