@@ -8,13 +8,14 @@ when detection fails on a frame the previous frame's boxes are kept, as MediaPip
 tracker does.
 """
 
+import dataclasses
 import time
 from typing import Dict, Optional
 
 import numpy as np
 
 from hand_tf import reconstruct
-from hand_tf.camera import default_intrinsics
+from hand_tf.camera import default_intrinsics, project
 from hand_tf.data import crops
 from hand_tf.io import check_image_size
 from hand_tf.predictors import TFLitePredictor
@@ -53,14 +54,15 @@ class HandPipeline:
     self.side = side
     self.refiner = refiner
     self.tracker = tracker
+    self._placement_filters = {}  # track id -> One-Euro filter of the hand's 3D position
     self._last_hands = []  # (box, side) of the hands last detected
 
   def _crops(self, frame, timings, video, fps):
-    """[(box, keypoints, confidence, side, detection score)] to reconstruct in `frame`;
-    keypoints None unless detected on this frame."""
+    """[(box, keypoints, confidence, side, detection score, track id)] to reconstruct
+    in `frame`; keypoints None unless detected on this frame."""
     if self.fixed_box is not None:
       box = crops.parse_box(self.fixed_box, *frame.shape[:2], "--box")
-      return [(box, None, None, self.side, None)]
+      return [(box, None, None, self.side, None, None)]
     if self.detector is not None:
       start = time.perf_counter()
       if video and self.tracker is not None:
@@ -70,12 +72,33 @@ class HandPipeline:
       timings["detect_ms"] = 1000 * (time.perf_counter() - start)
       if found:
         hands = [(crops.box_from_keypoints(h.keypoints), h.keypoints, h.confidence, h.side,
-                  float(h.confidence[0])) for h in found]
-        self._last_hands = [(box, side) for box, _, _, side, _ in hands]
+                  float(h.confidence[0]), h.track_id) for h in found]
+        self._last_hands = [(box, side) for box, _, _, side, _, _ in hands]
         return hands
     if self._last_hands:
-      return [(box, None, None, side, None) for box, side in self._last_hands]
-    return [(crops.whole_image_box(*frame.shape[:2]), None, None, self.side, None)]
+      return [(box, None, None, side, None, None) for box, side in self._last_hands]
+    return [(crops.whole_image_box(*frame.shape[:2]), None, None, self.side, None, None)]
+
+  def _smooth_placement(self, hands, track_ids, fps):
+    """Each tracked hand moved rigidly to its One-Euro-filtered 3D position (mm, the
+    same filter settings as the keypoints'): the placement's depth, fitted to noisy
+    keypoints, is what shakes most in 3D (benchmarks/video_jitter.py)."""
+    smoothed = []
+    for hand, track_id in zip(hands, track_ids):
+      if track_id is None:
+        smoothed.append(hand)
+        continue
+      if track_id not in self._placement_filters:
+        self._placement_filters[track_id] = self.tracker.smoothing(fps)
+      points = np.concatenate([hand.joints3d, hand.vertices])
+      points = self._placement_filters[track_id](1000.0 * points) / 1000.0
+      joints3d = points[:len(hand.joints3d)].astype(np.float32)
+      smoothed.append(dataclasses.replace(
+          hand, vertices=points[len(hand.joints3d):].astype(np.float32), joints3d=joints3d,
+          joints2d=project(joints3d, hand.intrinsics).astype(np.float32)))
+    live = {t for t in track_ids if t is not None}
+    self._placement_filters = {t: f for t, f in self._placement_filters.items() if t in live}
+    return smoothed
 
   def process(self, frame: np.ndarray, draw: bool = True, video: bool = False,
               fps: float = 30.0):
@@ -91,7 +114,9 @@ class HandPipeline:
     infer_start = time.perf_counter()
     hands = [reconstruct.reconstruct(self.predictor, frame, box, k, self.faces, keypoints,
                                      confidence, self.place_on_keypoints, side, score)
-             for box, keypoints, confidence, side, score in to_crop]
+             for box, keypoints, confidence, side, score, _ in to_crop]
+    if video and self.tracker is not None and self.tracker.smoothing is not None:
+      hands = self._smooth_placement(hands, [c[-1] for c in to_crop], fps)
     timings["crop_infer_ms"] = 1000 * (time.perf_counter() - infer_start)
     if self.refiner is not None:
       refine_start = time.perf_counter()

@@ -55,7 +55,7 @@ class OneEuroFilter:
 
 @dataclasses.dataclass
 class _Track:
-  hand: object  # the DetectedHand last seen
+  hand: object  # the DetectedHand last seen, its track_id set
   smoother: Optional[OneEuroFilter]
 
 
@@ -79,6 +79,7 @@ class HandTracker:
     self.redetect_every = redetect_every
     self.smoothing = smoothing
     self._tracks: List[_Track] = []
+    self._next_id = 0
     self._since_detection = 0
     self.detections = 0  # palm-detector runs, for the timings
 
@@ -89,7 +90,8 @@ class HandTracker:
     for track in self._tracks:
       hand = self.detector.track(frame, track.hand.keypoints, track.hand.side)
       if hand is not None:
-        followed.append(_Track(hand, track.smoother))
+        followed.append(_Track(dataclasses.replace(hand, track_id=track.hand.track_id),
+                               track.smoother))
     due = self.redetect_every and self._since_detection + 1 >= self.redetect_every
     if len(followed) < len(self._tracks) or not self._tracks or due:
       found = self.detector.detect_hands(frame, self.max_hands)
@@ -115,9 +117,11 @@ class HandTracker:
       size = np.ptp(hand.keypoints, axis=0).max()
       near = [t for t in followed
               if np.linalg.norm(t.hand.keypoints.mean(axis=0) - centre) < 0.5 * size]
-      smoother = near[0].smoother if near else (self.smoothing(fps) if self.smoothing
-                                                 else None)
       if near:
+        track_id, smoother = near[0].hand.track_id, near[0].smoother
         followed.remove(near[0])
-      tracks.append(_Track(hand, smoother))
+      else:  # a new hand
+        track_id, smoother = self._next_id, self.smoothing(fps) if self.smoothing else None
+        self._next_id += 1
+      tracks.append(_Track(dataclasses.replace(hand, track_id=track_id), smoother))
     return tracks

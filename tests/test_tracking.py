@@ -57,6 +57,7 @@ def test_a_moving_hand_is_tracked_without_the_palm_detector_until_it_is_lost():
   errors = []
   for frame, truth in clip:
     (hand,) = tracker(frame)
+    assert hand.track_id == 0  # one hand, followed throughout
     errors.append(np.linalg.norm(hand.keypoints - truth, axis=1).mean())
   # Measured: 17.4 px from the palm's region on the first frame, 10-14 px tracked (the
   # landmark model sees the hand better in the region its own keypoints give).
@@ -66,6 +67,7 @@ def test_a_moving_hand_is_tracked_without_the_palm_detector_until_it_is_lost():
   assert tracker(blank) == [] and detector.palm_runs == 2  # lost: the palm detector looks
   (hand,) = tracker(clip[0][0])
   assert detector.palm_runs == 3 and hand.palm_score < 1.0  # found again by its palm
+  assert hand.track_id == 1  # a new track: the old one ended with the blank frame
   tracker = HandTracker(detector, redetect_every=3)
   runs = detector.palm_runs
   for frame, _ in clip[:6]:

@@ -188,6 +188,7 @@ class DetectedHand:
     palm_score: the palm detector's score (1.0 when no palm was detected: the
       whole-image fallback, or a hand tracked from its previous keypoints).
     presence: the landmark model's hand-presence probability.
+    track_id: which hand of a video this is (`mobile_demo.tracking`), or None.
   """
   keypoints: np.ndarray
   confidence: np.ndarray
@@ -195,6 +196,7 @@ class DetectedHand:
   right_probability: float
   palm_score: float
   presence: float
+  track_id: Optional[int] = None
 
 
 def _keypoint_box(keypoints):
