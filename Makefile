@@ -9,6 +9,9 @@ STAMP := $(VENV)/.installed
 # include tensorflow-addons (end of life, breaks under Keras 3); see README.
 TFG := tensorflow-graphics==2021.12.3
 DEMO_OUT ?= demo_out
+# Two pytest processes, each taking whole test files (module fixtures are built once):
+# most tests trace graphs on one core, so two keep a 2-core machine busy.
+TEST_WORKERS ?= 2
 
 .PHONY: all install models test demo bench lint clean
 
@@ -43,7 +46,7 @@ $(VENV)/share/hand_tf/mediapipe/hand_landmark_full.tflite:
 install: $(STAMP)
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 demo: install
 	$(BIN)/python -m hand_tf.demo --out $(DEMO_OUT)
