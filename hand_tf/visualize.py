@@ -43,14 +43,16 @@ def draw_mesh(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
     face_colors = np.tile([0.87, 0.68, 0.58], (len(faces), 1))
   else:
     face_colors = np.asarray(vertex_colors)[faces].mean(axis=1)
+  # Everything per face is computed at once; the loop only hands OpenCV its triangles
+  # (a face at a time: each has its own colour, and the painter's order must hold).
+  drawn = visible & np.all(tri[:, :, 2] > 1e-6, axis=1)
   order = np.argsort(-centers[:, 2])  # far to near
+  order = order[drawn[order]]
+  colors = np.clip(face_colors[order] * shade[order, None] * 255.0, 0, 255).tolist()
   scale = 16  # sub-pixel precision of cv2.fillConvexPoly (4 fractional bits)
-  for f in order:
-    if not visible[f] or np.any(tri[f, :, 2] <= 1e-6):
-      continue
-    color = np.clip(face_colors[f] * shade[f] * 255.0, 0, 255)
-    pts = np.round(uv[faces[f]] * scale).astype(np.int32)
-    cv2.fillConvexPoly(canvas, pts, tuple(float(c) for c in color), cv2.LINE_AA, shift=4)
+  corners = np.round(uv[faces[order]] * scale).astype(np.int32)  # [drawn F, 3, 2]
+  for pts, color in zip(corners, colors):
+    cv2.fillConvexPoly(canvas, pts, color, cv2.LINE_AA, shift=4)
   if alpha < 1.0:
     canvas = cv2.addWeighted(canvas, alpha, image, 1.0 - alpha, 0.0)
   return canvas

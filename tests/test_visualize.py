@@ -1,0 +1,47 @@
+"""The OpenCV mesh drawing the overlays use: nearer faces over farther ones whatever
+their order in the face list, back faces and faces behind the camera left out."""
+
+import numpy as np
+import pytest
+
+from hand_tf import visualize
+
+K = np.array([[100.0, 0.0, 50.0], [0.0, 100.0, 50.0], [0.0, 0.0, 1.0]])
+RED, GREEN = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)
+
+
+def _triangle(z, half, colour, facing=True):
+  """Three vertices of a triangle in the plane at depth z around the optical axis
+  (covering the image centre), counter-clockwise seen from the camera if `facing`."""
+  points = np.array([[-half, -half, z], [-half, 2 * half, z], [2 * half, -half, z]])
+  return (points if facing else points[[0, 2, 1]]), np.tile(colour, (3, 1))
+
+
+def _draw(*triangles, reverse=False):
+  vertices = np.concatenate([t[0] for t in triangles])
+  colours = np.concatenate([t[1] for t in triangles])
+  faces = np.arange(len(vertices)).reshape(-1, 3)
+  if reverse:
+    faces = faces[::-1]
+  image = np.zeros((100, 100, 3), np.uint8)
+  return visualize.draw_mesh(image, vertices, faces, K, colours)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_nearer_face_covers_the_farther_one_in_either_order(reverse):
+  far, near = _triangle(2.0, 0.8, RED), _triangle(1.0, 0.05, GREEN)
+  drawn = _draw(far, near, reverse=reverse)
+  # Lit head-on (shade 0.35 + 0.65 cos of 24 degrees): 240.6 of 255.
+  np.testing.assert_array_equal(drawn[50, 50], [0, 241, 0])  # both cover the centre
+  np.testing.assert_array_equal(drawn[30, 30], [241, 0, 0])  # only the far one here
+  np.testing.assert_array_equal(drawn[2, 2], [0, 0, 0])  # neither
+
+
+def test_back_faces_and_faces_behind_the_camera_are_not_drawn():
+  far = _triangle(2.0, 0.8, RED)
+  np.testing.assert_array_equal(
+      _draw(far, _triangle(1.0, 0.05, GREEN, facing=False))[50, 50], [241, 0, 0])
+  for facing in (True, False):  # wound either way (the culling test alone lets one in)
+    behind = _triangle(-1.0, 0.05, GREEN, facing)
+    np.testing.assert_array_equal(_draw(far, behind)[50, 50], [241, 0, 0])
+  assert not _draw(_triangle(2.0, 0.8, RED, facing=False)).any()
