@@ -1,12 +1,16 @@
 """Training-step speed: images/s, and the share of step time in each part of the network.
 
   python benchmarks/train_step.py [--sizes 224,128] [--batch_size 16] [--repeats 3]
+      [--configs float32/256,mixed_bfloat16/256,float32/128,mixed_bfloat16/128]
 
-Prints the first step's time (tracing the step and setting its graph up: what every
+For each size and each configuration (compute precision / 2D-branch hourglass features)
+prints the first step's time (tracing the step and setting its graph up: what every
 run, test and resume pays once), then times (forward + backward, after that warm-up)
-the full distributed train step and, separately, each part on the same inputs: the
-EfficientNet encoder, MANO with the camera placement, the renderer, and the loss terms.
-The remainder (heads, 2D branch, optimizer update) is printed as 'other'.
+the full 'finetune' train step (every loss, rendering, the 2D branch) and, separately,
+each part on the same inputs: the EfficientNet encoder, the 2D branch (hourglass),
+MANO with the camera placement, the renderer, and the loss terms.  The remainder
+(heads, optimizer update) is printed as 'other'.  Ends with images/s per configuration
+as a ratio to the first one, measured in the same run.
 """
 
 import time
@@ -26,6 +30,10 @@ SIZES = flags.DEFINE_list("sizes", ["224", "128"], "Input sizes.")
 BATCH = flags.DEFINE_integer("batch_size", 16, "Batch size.")
 REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repetitions (median).")
 BACKEND = flags.DEFINE_string("render_backend", "auto", "Rasterizer backend.")
+CONFIGS = flags.DEFINE_list(
+    "configs", ["float32/256"],
+    "precision/hourglass_features per configuration; precision is a Keras policy "
+    "(float32, mixed_bfloat16, mixed_float16); the first is the reference of the ratios.")
 
 
 def _median_seconds(fn, repeats):
@@ -63,18 +71,26 @@ def _batch(size, batch_size, seed=0):
   return next(iter(pipeline.make_dataset(records, batch_size, drop_remainder=True)))
 
 
-def benchmark(size, batch_size, repeats, backend):
+def benchmark(size, batch_size, repeats, backend, precision="float32", features=256):
+  """Prints the step's figures; returns images/s."""
+  import keras
   batch = _batch(size, batch_size)
-  trainer = Trainer(TrainerConfig(out_dir=f"/tmp/train_step_bench_{size}",
-                                  model=ModelConfig(image_size=size),
-                                  objective=ObjectiveConfig(stage="finetune",
-                                                            render_backend=backend)))
+  import tempfile
+  keras.mixed_precision.set_global_policy(precision)
+  try:
+    trainer = Trainer(TrainerConfig(
+        out_dir=tempfile.mkdtemp(prefix=f"train_step_bench_{size}_"),
+        model=ModelConfig(image_size=size, hourglass_features=features),
+        objective=ObjectiveConfig(stage="finetune", render_backend=backend)))
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
   model = trainer.training_model
   start = time.perf_counter()
   trainer.train_step(batch)
   first = time.perf_counter() - start
   full = _median_seconds(lambda: trainer.train_step(batch), repeats)
-  print(f"size {size}, batch {batch_size}: {full * 1000:.0f} ms/step, "
+  print(f"size {size}, batch {batch_size}, {precision}, hourglass {features} features: "
+        f"{full * 1000:.0f} ms/step, "
         f"{batch_size / full:.1f} images/s; first step {first:.1f} s (tracing and "
         f"graph set-up)", flush=True)
 
@@ -82,6 +98,12 @@ def benchmark(size, batch_size, repeats, backend):
   encoder_time = _median_seconds(_grad_fn(
       lambda: tf.add_n([tf.reduce_sum(t) for t in encoder(batch["image"], training=True)]),
       encoder.trainable_variables), repeats)
+
+  branch = model.get_layer("keypoint_branch")
+  branch_time = _median_seconds(_grad_fn(
+      lambda: tf.add_n([tf.reduce_sum(tf.cast(k, tf.float32))
+                        for k in branch(batch["image"], training=True)]),
+      branch.trainable_variables), repeats)
 
   outputs = model([batch["image"], batch["intrinsics"]], training=False)
   place = model.get_layer("place_hand")
@@ -105,11 +127,12 @@ def benchmark(size, batch_size, repeats, backend):
   loss_time = _median_seconds(_grad_fn(
       lambda: trainer.objective(watched, batch, trainer.laplacian)["total"], loss_inputs),
       repeats) - render_time  # the photometric terms render; counted above
-  parts = {"encoder": encoder_time, "mano+placement": mano_time, "renderer": render_time,
-           "losses": max(loss_time, 0.0)}
+  parts = {"encoder": encoder_time, "2d branch": branch_time, "mano+placement": mano_time,
+           "renderer": render_time, "losses": max(loss_time, 0.0)}
   parts["other"] = max(full - sum(parts.values()), 0.0)
   for name, seconds in parts.items():
     print(f"  {name:16s} {seconds * 1000:8.0f} ms  {100 * seconds / full:5.1f} %")
+  return batch_size / full
 
 
 def main(argv):
@@ -117,7 +140,15 @@ def main(argv):
   print(f"devices: {[d.name for d in tf.config.list_logical_devices()]}, "
         f"CPU threads: {tf.config.threading.get_intra_op_parallelism_threads() or 'all'}")
   for size in SIZES.value:
-    benchmark(int(size), BATCH.value, REPEATS.value, BACKEND.value)
+    rates = {}
+    for config in CONFIGS.value:
+      precision, features = config.split("/")
+      rates[config] = benchmark(int(size), BATCH.value, REPEATS.value, BACKEND.value,
+                                precision, int(features))
+    reference = rates[CONFIGS.value[0]]
+    print(f"size {size}: images/s per configuration (x {CONFIGS.value[0]}, same run): "
+          + ", ".join(f"{c} {r:.1f} ({r / reference:.2f}x)" for c, r in rates.items()),
+          flush=True)
 
 
 if __name__ == "__main__":
