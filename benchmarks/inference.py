@@ -164,7 +164,14 @@ def main(argv):
   fp32_ms = dict((r[0], r[1]) for r in rows)["LiteRT fp32"]
   print(f"full inference graph / bare backbone (LiteRT fp32): {fp32_ms / backbone_ms:.2f}x "
         f"time, {report['tflite_fp32']['bytes'] / os.path.getsize(backbone):.2f}x size")
-  int8_ms = dict((r[0], r[1]) for r in rows)["LiteRT int8"]
+  timed = dict((r[0], r[1]) for r in rows)
+  int8_ms = timed["LiteRT int8"]
+  for variant in ("full", "lite"):
+    reference = timed.get(f"MediaPipe hand landmark {variant} (21 keypoints)")
+    if reference:
+      print(f"int8 mesh model / MediaPipe hand landmark {variant}: {int8_ms / reference:.2f}x "
+            f"(the int8 {config.backbone} backbone alone: "
+            f"{backbones[(config.backbone, True)][1] / reference:.2f}x)")
   stages = _mobile_frame_ms(os.path.join(directory, ARTEFACT["tflite_int8"]), images[0],
                             RUNS.value, THREADS.value)
   print("mobile_demo per frame (640 x 480, int8, fixed box), ms: "
