@@ -25,6 +25,19 @@ __all__ = ["Hand", "HandReconstructor", "draw_hands"]
 MODEL_VARIABLE = "HAND_TF_MODEL"
 
 
+def load_refiner(model_path: Optional[str]):
+  """`hand_tf.refine.for_model(model_path)`, loading TensorFlow quietly; InputError
+  saying what to install when TensorFlow is not there (the deploy install)."""
+  from hand_tf.startup import quiet_tensorflow
+  quiet_tensorflow()
+  try:
+    from hand_tf import refine
+  except ImportError as e:
+    raise InputError(f"refinement needs TensorFlow ({e}): pip install 'hand-tf[train]'"
+                     ) from None
+  return refine.for_model(model_path)
+
+
 class HandReconstructor:
   """A loaded model plus, on demand, MediaPipe's hand detector (both on CPU)."""
 
@@ -90,14 +103,7 @@ class HandReconstructor:
       InputError: TensorFlow is not installed.
     """
     if self._refiner is None:
-      from hand_tf.startup import quiet_tensorflow
-      quiet_tensorflow()
-      try:
-        from hand_tf import refine
-      except ImportError as e:
-        raise InputError(f"refinement needs TensorFlow ({e}): pip install 'hand-tf[train]'"
-                         ) from None
-      self._refiner = refine.for_model(self.predictor.path)
+      self._refiner = load_refiner(self.predictor.path)
     return self._refiner.refine(hands, keypoints, confidence)
 
   def __call__(self, image, detect: bool = True, box: Optional[Sequence[float]] = None,

@@ -53,16 +53,6 @@ SMOOTH_BETA = flags.DEFINE_float("smooth_beta", 0.05, "One-Euro speed coefficien
 MAX_HANDS = flags.DEFINE_integer("max_hands", 4, "At most this many detected hands a frame.",
                                  lower_bound=1)
 
-def _refiner(model_path):
-  """A HandRefiner with the hand model the export carries, or InputError without TF."""
-  from hand_tf.io import InputError
-  startup.quiet_tensorflow()
-  try:
-    from hand_tf import refine
-  except ImportError as e:
-    raise InputError(f"--refine needs TensorFlow ({e}): pip install 'hand-tf[train]'") from None
-  return refine.for_model(model_path)
-
 
 def main(argv):
   del argv
@@ -75,7 +65,8 @@ def main(argv):
     detector = MediaPipeHandDetector(num_threads=NUM_THREADS.value)
   from hand_tf.data.crops import parse_box
   box = parse_box(BOX.value, np.inf, np.inf, "--box") if BOX.value else None
-  refiner = _refiner(MODEL.value) if REFINE.value else None
+  from hand_tf.api import load_refiner
+  refiner = load_refiner(MODEL.value) if REFINE.value else None
   tracker = None
   if detector is not None and TRACK.value:
     from mobile_demo.tracking import HandTracker, OneEuroFilter
