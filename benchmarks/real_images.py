@@ -45,10 +45,9 @@ def _contact_sheet(images, path, tile=320):
     canvas = np.full((tile, tile, 3), 255, np.uint8)
     canvas[:small.shape[0], :small.shape[1]] = small
     tiles.append(canvas)
-  columns = min(4, len(tiles))
-  tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % columns)
-  rows = [np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)]
-  cv2.imwrite(path, cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+  from hand_tf.visualize import tile_grid
+  sheet = tile_grid(tiles, columns=min(4, len(tiles)))
+  cv2.imwrite(path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
 def main(argv):

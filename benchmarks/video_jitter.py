@@ -77,11 +77,8 @@ def main(argv):
     seen = np.all(np.isfinite(keypoints), axis=(1, 2))
     error2d = np.linalg.norm(keypoints[seen] - truth2d[seen], axis=-1).mean()
     error3d = 1000 * np.nanmean(np.linalg.norm(joints3d - truth3d, axis=-1))
-    runs = seen[2:] & seen[1:-1] & seen[:-2]  # jitter over frames with keypoints only
-    accel2d = keypoints[2:] - 2 * keypoints[1:-1] + keypoints[:-2]
-    accel3d = joints3d[2:] - 2 * joints3d[1:-1] + joints3d[:-2]
-    jitter2d = np.linalg.norm(accel2d[runs], axis=-1).mean()
-    jitter3d = 1000 * np.linalg.norm(accel3d[runs], axis=-1).mean()
+    jitter2d = jitter(keypoints, seen)  # over frames with keypoints only
+    jitter3d = 1000 * jitter(joints3d, seen)
     print(f"{name:10s} {seen.mean():6.0%} {error2d:6.1f} {jitter2d:10.2f} {error3d:6.1f} "
           f"{jitter3d:10.2f} {_delay(keypoints, truth2d):6.2f} {milliseconds:6.1f}")
 

@@ -103,11 +103,7 @@ def _hand_stage(out):
                                     thickness=1)
     tiles.append(tile)
     mesh_io.write_obj(os.path.join(out, f"hand_{k:02d}.obj"), vertices[k], model.faces)
-  columns = 4
-  rows = [np.concatenate(tiles[r:r + columns], axis=1) for r in range(0, num, columns)]
-  rows[-1] = np.pad(rows[-1], ((0, 0), (0, columns * size - rows[-1].shape[1]), (0, 0)),
-                    constant_values=255)
-  sheet = np.concatenate(rows, axis=0)
+  sheet = visualize.tile_grid(tiles, columns=4)
   cv2.imwrite(os.path.join(out, "posed_hands.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
   with open(os.path.join(out, "joints.json"), "w") as f:
     json.dump({"units": "meters", "order": "FreiHAND/OpenPose 21 keypoints",

@@ -71,3 +71,12 @@ def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, radius: int = 3,
     color = (255, 255, 255) if k == 0 else FINGER_COLORS[(k - 1) // 4]
     cv2.circle(canvas, (int(round(p[0])), int(round(p[1]))), radius, color, -1, cv2.LINE_AA)
   return canvas
+
+
+def tile_grid(tiles: Sequence[np.ndarray], columns: int = 4, fill: int = 255) -> np.ndarray:
+  """Equal-size `[h, w, 3]` uint8 tiles -> one image of rows of `columns` tiles, left to
+  right and top to bottom, the last row completed with tiles of `fill`."""
+  tiles = list(tiles)
+  tiles += [np.full_like(tiles[0], fill)] * (-len(tiles) % columns)
+  rows = [np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)]
+  return np.concatenate(rows, axis=0)

@@ -104,3 +104,6 @@ def test_the_synthetic_clip_moves_smoothly_and_shows_its_hand_where_its_truth_sa
   assert np.linalg.norm(np.diff(joints3d, axis=0), axis=-1).max() < 0.01
   assert jitter(joints3d) < 0.002
   assert jitter(np.zeros((5, 21, 3)) + np.arange(5)[:, None, None]) == 0.0
+  spiked = np.zeros((5, 21, 3)) + np.arange(5)[:, None, None]
+  spiked[4] = 99.0  # a frame without a hand, left out by the mask
+  assert jitter(spiked) > 10 and jitter(spiked, np.arange(5) < 4) == 0.0

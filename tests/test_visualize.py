@@ -45,3 +45,10 @@ def test_back_faces_and_faces_behind_the_camera_are_not_drawn():
     behind = _triangle(-1.0, 0.05, GREEN, facing)
     np.testing.assert_array_equal(_draw(far, behind)[50, 50], [241, 0, 0])
   assert not _draw(_triangle(2.0, 0.8, RED, facing=False)).any()
+
+
+def test_tiles_fill_rows_left_to_right_and_the_last_row_with_blank_tiles():
+  tiles = [np.full((2, 3, 3), k, np.uint8) for k in range(5)]
+  grid = visualize.tile_grid(tiles, columns=2)
+  assert grid.shape == (6, 6, 3)
+  np.testing.assert_array_equal(grid[::2, ::3, 0], [[0, 1], [2, 3], [4, 255]])

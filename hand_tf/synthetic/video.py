@@ -6,6 +6,8 @@ and opens and closes its fingers, each along a slow sinusoid, so that every fram
 joints (and their acceleration: the true motion's) are known.
 """
 
+from typing import Optional
+
 import numpy as np
 import tensorflow as tf
 from scipy.spatial.transform import Rotation
@@ -74,10 +76,11 @@ def render_clip(num_frames: int = 240, size: int = 256, seed: int = 0, batch: in
   return np.concatenate(frames), np.concatenate(joints3d), k
 
 
-def jitter(points: np.ndarray) -> float:
+def jitter(points: np.ndarray, valid: Optional[np.ndarray] = None) -> float:
   """Mean magnitude of the second difference over frames of [T, N, D] points: the
-  acceleration per frame^2 in the points' unit (0 for uniform motion)."""
+  acceleration per frame^2 in the points' unit (0 for uniform motion).  `valid` [T]:
+  frames to use; a second difference counts only when its three frames are valid."""
   acceleration = points[2:] - 2 * points[1:-1] + points[:-2]
+  if valid is not None:
+    acceleration = acceleration[valid[2:] & valid[1:-1] & valid[:-2]]
   return float(np.linalg.norm(acceleration, axis=-1).mean())
-
-
