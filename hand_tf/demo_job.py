@@ -47,12 +47,14 @@ def synthesize_split(log, root, split, num, size, seed, mano, max_rotation_deg=N
   if os.path.isfile(summary_path):
     with open(summary_path) as f:
       done = json.load(f)
-    if ((done["num"], done["image_size"], done["seed"], done.get("max_rotation_deg"))
-        == (num, size, seed, max_rotation_deg)):
+    if ((done["num"], done["image_size"], done["seed"], done.get("max_rotation_deg"),
+         done.get("generator", "plain")) == (num, size, seed, max_rotation_deg, "plain")):
       log(f"reusing {num} {split} images in {root}")
       return
   args = ["hand_tf.synthesize", "--out", root, "--split", split, "--num", num,
-          "--image_size", size, "--seed", seed, "--occluders"]
+          "--image_size", size, "--seed", seed, "--occluders",
+          # The renders the demo's recorded figures were measured on (README).
+          "--generator", "plain"]
   if max_rotation_deg is not None:
     args += ["--max_rotation_deg", max_rotation_deg]
   if mano:

@@ -13,12 +13,10 @@ import time
 
 import numpy as np
 from absl import app, flags
-from tqdm import tqdm
 
 from hand_tf import inputs, startup
 from hand_tf.detection.keypoint_files import write_detections
-from hand_tf.detection.mediapipe import MediaPipeHandDetector
-from hand_tf.io import read_image
+from hand_tf.detection.mediapipe import MediaPipeHandDetector, detect_files
 
 OUT = flags.DEFINE_string("out", None, "Output detections JSON.")
 VARIANT = flags.DEFINE_enum("variant", "full", ["full", "lite"], "MediaPipe model variant.")
@@ -38,14 +36,10 @@ def main(argv):
                          "separate runs")
   detector = MediaPipeHandDetector(MODELS_DIR.value, VARIANT.value, THREADS.value,
                                    MIN_SCORE.value)
-  keypoints, confidence = [], []
   start = time.time()
-  for path in tqdm(paths, desc="detect", unit="img"):
-    kp, conf = detector.detect(read_image(path))
-    keypoints.append(kp)
-    confidence.append(conf)
-  write_detections(OUT.value, np.stack(keypoints), np.stack(confidence), names)
-  found = int(np.sum(np.stack(confidence)[:, 0] > 0))
+  keypoints, confidence = detect_files(paths, detector, progress=True)
+  write_detections(OUT.value, keypoints, confidence, names)
+  found = int(np.sum(confidence[:, 0] > 0))
   print(f"{found}/{len(names)} hands found; {len(names) / (time.time() - start):.1f} images/s; "
         f"wrote {OUT.value}")
   return 0

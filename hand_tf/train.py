@@ -64,6 +64,9 @@ MIXED = flags.DEFINE_bool("mixed_precision", False, "mixed_float16 compute.")
 JIT = flags.DEFINE_bool("jit_compile", False,
                         "XLA for the forward and backward pass (one replica per process; "
                         "the renderer then uses its TensorFlow backend).")
+GRAPPLER = flags.DEFINE_bool(
+    "grappler", True, "TensorFlow's graph rewrites; --nograppler builds the training step "
+    "sooner (on a 2-core CPU 10-20 s of a short run's start) and runs it no faster.")
 SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 OUT_DIR = flags.DEFINE_string("out_dir", "runs/s2hand", "Checkpoints and summaries.")
 KEEP = flags.DEFINE_integer("keep", 3, "Checkpoints to keep.")
@@ -135,6 +138,8 @@ def main(argv):
   from hand_tf.training.trainer import Trainer, TrainerConfig, check_jit_compile
   from mano_tf import constants
   tf.keras.utils.set_random_seed(SEED.value)
+  if not GRAPPLER.value:
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
   if MIXED.value:
     tf.keras.mixed_precision.set_global_policy("mixed_float16")
   try:

@@ -105,3 +105,22 @@ def test_a_hand_filling_a_tight_crop_is_found_without_a_palm(monkeypatch):
   assert np.linalg.norm(hands[0].keypoints - truth, axis=1).mean() < 40.0
   monkeypatch.setattr(mp.MediaPipeHandDetector, "WHOLE_IMAGE_FALLBACK_MAX_SIDE", 0)
   assert detector.detect_hands(image) == []
+
+
+def test_mediapipe_finds_most_realistic_renders_where_their_truth_says(tmp_path):
+  """`synthesize --detector mediapipe`: the 'realistic' generator's hands are found by a
+  detector trained on photos, at their true keypoints, and its detections are written
+  beside the simulated ones.  (Seed 1, 8 renders at 224 px: measured 6 found, median 12.0
+  px; the 'plain' generator's 3, 26.9 px.)"""
+  import json
+
+  from hand_tf.synthetic.dataset import synthesize
+  summary = synthesize(str(tmp_path), 8, 224, seed=1, progress=False, batch_size=8,
+                       generator="realistic", detector="mediapipe")
+  found = summary["mediapipe"]
+  assert found["found"] >= 5 / 8 and found["median_px_error"] <= 15.0, found
+  written = json.loads((tmp_path / "training_mediapipe_detections.json").read_text())
+  simulated = json.loads((tmp_path / "training_detections.json").read_text())
+  assert written["images"] == simulated["images"] == ["%08d.jpg" % i for i in range(8)]
+  confidence = np.array(written["keypoints"])[..., 2]
+  assert np.mean(confidence.max(axis=-1) > 0) == found["found"]

@@ -205,3 +205,22 @@ def detection_statistics(detected, keypoints_gt, thresholds=(2.5, 5, 10, 20, 30)
   error = np.linalg.norm(np.asarray(detected) - np.asarray(keypoints_gt), axis=-1)
   return {"mean_px_error": float(error.mean()), "median_px_error": float(np.median(error)),
           "within_px": {str(t): float(np.mean(error <= t)) for t in thresholds}}
+
+
+def found_statistics(detected, confidence, keypoints_gt, within: float = 8.0) -> Dict:
+  """How a real detector did on images with known keypoints.
+
+  Args:
+    detected: `[N, 21, 2]` its keypoints, pixels; confidence: `[N, 21]`, all 0 where it
+      found no hand; keypoints_gt: `[N, 21, 2]` the truth.
+
+  Returns:
+    found: share of images with a hand; median_px_error: median over found hands of
+    their mean keypoint distance (None when none found); found_within: share of all
+    images found with that distance <= `within` px.
+  """
+  found = np.asarray(confidence).max(axis=-1) > 0
+  error = np.linalg.norm(np.asarray(detected) - np.asarray(keypoints_gt), axis=-1).mean(axis=-1)
+  return {"found": float(found.mean()),
+          "median_px_error": float(np.median(error[found])) if found.any() else None,
+          f"found_within_{within:g}px": float(np.mean(found & (error <= within)))}

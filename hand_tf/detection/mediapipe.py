@@ -32,7 +32,7 @@ import os
 import shutil
 import sys
 import zipfile
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -332,6 +332,23 @@ class MediaPipeHandDetector:
     if not hands:
       return np.zeros((21, 2), np.float32), np.zeros(21, np.float32)
     return hands[0].keypoints, hands[0].confidence
+
+
+def detect_files(paths: Sequence[str], detector: Optional[MediaPipeHandDetector] = None,
+                 progress: bool = False):
+  """The most confident hand of each image file (`MediaPipeHandDetector.detect`).
+
+  Returns:
+    (keypoints `[N, 21, 2]` image pixels, confidence `[N, 21]`; zeros where none found).
+  """
+  from tqdm import tqdm
+
+  from hand_tf.io import read_image
+  detector = detector or MediaPipeHandDetector()
+  found = [detector.detect(read_image(p)) for p in tqdm(paths, desc="detect", unit="img",
+                                                        disable=not progress)]
+  return (np.stack([f[0] for f in found]).reshape(-1, 21, 2),
+          np.stack([f[1] for f in found]).reshape(-1, 21))
 
 
 def main(argv):

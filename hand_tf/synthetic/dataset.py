@@ -32,7 +32,7 @@ from hand_tf.camera import project
 from hand_tf.detection import keypoint_files as detections_lib
 from hand_tf.io import write_json
 from hand_tf.rendering import renderer
-from hand_tf.synthetic import scenes
+from hand_tf.synthetic import forearm, realism, scenes
 from mano_tf import constants, pose_sampling
 from mano_tf.layer import ManoLayer
 
@@ -52,11 +52,26 @@ def _sample_rotation(rng, max_rotation_deg):
   return (offset * Rotation.from_rotvec(constants.S2HAND_ROOT_ROTATION)).as_rotvec()
 
 
+GENERATORS = ("realistic", "plain")
+# The 'realistic' generator frames hands with more room around them (MediaPipe's
+# landmark model reads crops with a margin) and closes them less often into fists, as
+# photos of hands mostly show them: MediaPipe found 61% -> 75% of 256 renders with these
+# (benchmarks/detector_realism.py, docs/experiments.md).
+_REALISTIC_DEPTH_SCALE = 1.3
+_REALISTIC_CLOSURE = 0.6
+
+
 def _sample_scene(index, seed, layer_template, image_size, photo_paths,
-                  max_rotation_deg=None):
+                  max_rotation_deg=None, generator="plain", rest_keypoints=None,
+                  photos=()):
   rng = np.random.default_rng([seed, index])
-  articulation = pose_sampling.sample_articulations(rng, 1)[0].reshape(45)
-  rotation = _sample_rotation(rng, max_rotation_deg)
+  realistic = generator == "realistic"
+  articulation = pose_sampling.sample_articulations(
+      rng, 1, _REALISTIC_CLOSURE if realistic else 1.0)[0].reshape(45)
+  if realistic and max_rotation_deg is None:
+    rotation = realism.sample_view_rotation(rng, rest_keypoints)
+  else:
+    rotation = _sample_rotation(rng, max_rotation_deg)
   betas = np.clip(rng.normal(0.0, 0.8, 10), -2.5, 2.5)
   focal = rng.uniform(2.2, 2.9) * image_size
   principal = image_size / 2 + rng.normal(0, 0.01 * image_size, 2)
@@ -66,13 +81,84 @@ def _sample_scene(index, seed, layer_template, image_size, photo_paths,
       "pose": np.concatenate([rotation, articulation]).astype(np.float32),
       "betas": betas.astype(np.float32),
       "K": intrinsics.astype(np.float32),
-      "depth": rng.uniform(0.45, 0.75),
+      "depth": rng.uniform(0.45, 0.75) * (_REALISTIC_DEPTH_SCALE if realistic else 1.0),
       "offset": rng.normal(0, 0.04 * image_size, 2),
       "texture": scenes.skin_texture(rng, layer_template),
-      "lighting": scenes.lighting(rng),
-      "background": (scenes.photo_background(rng, photo_paths, image_size) if photo_paths
-                     else scenes.procedural_background(rng, image_size)),
+      **(_realistic_scene(rng, image_size, photos) if realistic else {
+          "lighting": scenes.lighting(rng),
+          "background": (scenes.photo_background(rng, photo_paths, image_size)
+                         if photo_paths else scenes.procedural_background(rng, image_size)),
+      }),
   }
+
+
+def _realistic_scene(rng, image_size, photos):
+  """The 'realistic' generator's light, background, arm and camera draws."""
+  use_photo = len(photos) and rng.uniform() < 0.8
+  sleeve = rng.uniform() < 0.5
+  return {
+      "light": realism.sample_light(rng),
+      "background": (realism.photo_background(rng, photos, image_size) if use_photo
+                     else scenes.procedural_background(rng, image_size)),
+      "background_blur": rng.uniform(0.0, 2.5),
+      "arm_length": rng.uniform(0.2, 0.3),
+      "arm_widening": rng.uniform(1.05, 1.35),
+      # A sleeve from this far up the arm (meters; past the arm's end: none).
+      "sleeve_from": rng.uniform(0.04, 0.2) if sleeve else 1.0,
+      "sleeve_color": rng.uniform(0.05, 0.9, 3),
+      "effects_rng": np.random.default_rng(rng.integers(2 ** 63)),
+  }
+
+
+# Rendering with this light gives the vertex colours back (times coverage).
+_UNLIT = np.array([1, 0, 1, 1, 1, 0, 0, 0, 0, 0, -1], np.float32)
+
+
+def _render_realistic(samples, verts, faces, intrinsics, image_size, backend):
+  """Hand + forearm, shaded as skin in a room, over a photo, through a camera.
+
+  Returns:
+    (images [B, H, W, 3] float in [0, 1], hand mask [B, H, W] bool, depth [B, H, W]).
+  """
+  loop = forearm.wrist_opening(faces)
+  meshes = [forearm.attach(v, faces, loop, s["arm_length"], s["arm_widening"])
+            for v, s in zip(verts, samples)]
+  all_verts = np.stack([m[0] for m in meshes])
+  all_faces = meshes[0][1]
+  colors = []
+  for s, (_, _, along) in zip(samples, meshes):
+    skin = s["texture"].mean(axis=0)
+    arm = np.where(along[:, None] > s["sleeve_from"], s["sleeve_color"], skin)
+    colors.append(np.concatenate([s["texture"], arm]).astype(np.float32))
+  unlit = np.tile(_UNLIT, (len(samples), 1))
+  size = (image_size, image_size)
+  albedo_out = renderer.render(all_verts, all_faces, np.stack(colors), intrinsics, unlit,
+                               size, backend=backend)
+  normals = renderer.vertex_normals(all_verts, all_faces).numpy()
+  normal_out = renderer.render(all_verts, all_faces, (normals + 1) / 2, intrinsics, unlit,
+                               size, backend=backend)
+  coverage = albedo_out["silhouette"].numpy()
+  safe = np.maximum(coverage, 1e-4)
+  albedo = albedo_out["rgb"].numpy() / safe
+  normal = normal_out["rgb"].numpy() / safe * 2 - 1
+  normal /= np.linalg.norm(normal, axis=-1, keepdims=True) + 1e-9
+  pixels = np.stack([*np.meshgrid(np.arange(image_size) + 0.5, np.arange(image_size) + 0.5)]
+                    + [np.ones((image_size, image_size))], axis=-1)
+  images = []
+  for b, s in enumerate(samples):
+    rays = pixels @ np.linalg.inv(intrinsics[b]).T
+    view = -rays / np.linalg.norm(rays, axis=-1, keepdims=True)
+    background = s["background"]
+    blur = s["background_blur"] * image_size / 224  # depth of field, 224 px terms
+    if blur > 0.3:
+      background = cv2.GaussianBlur(background, (0, 0), blur)
+    color = realism.shade(albedo[b], normal[b], view, s["light"],
+                          background.reshape(-1, 3).mean(axis=0))
+    image = np.clip(color, 0, 1) * coverage[b] + (1 - coverage[b]) * background
+    images.append(realism.camera_effects(s["effects_rng"], image))
+  triangle = albedo_out["triangle_ids"].numpy()[..., 0]
+  hand = (triangle >= 0) & (triangle < len(faces))
+  return np.stack(images), hand, albedo_out["depth"].numpy()[..., 0]
 
 
 def _place_in_front_of_camera(vertices, joints, intrinsics, depth, offset, image_size):
@@ -88,10 +174,29 @@ def _place_in_front_of_camera(vertices, joints, intrinsics, depth, offset, image
   return vertices + shift, joints + shift
 
 
+def _mediapipe_detections(out_dir, split, names, keypoints, progress):
+  """Runs MediaPipe on the written images; writes its detections; their statistics."""
+  from hand_tf.detection.mediapipe import detect_files
+  detected, confidence = detect_files(
+      [os.path.join(out_dir, split, "rgb", name) for name in names], progress=progress)
+  detections_lib.write_detections(
+      os.path.join(out_dir, f"{split}_mediapipe_detections.json"), detected, confidence, names)
+  return detections_lib.found_statistics(detected, confidence, keypoints)
+
+
 def synthesize(out_dir, num, image_size=224, seed=0, split="training", mano_model_path=None,
                backgrounds_dir=None, occluders=False, noise_level=1.0, batch_size=16,
-               progress=True, backend="auto", max_rotation_deg=None):
+               progress=True, backend="auto", max_rotation_deg=None, generator="plain",
+               detector="simulated"):
   """Generates `num` samples into `out_dir` (see the module docstring).
+
+  `generator`: 'plain' (the hand alone, Lambertian light, procedural backgrounds) or
+  'realistic' (views people photograph, a forearm, skin shading, photo backgrounds,
+  camera blur, noise and JPEG: `hand_tf.synthetic.realism`).
+  `detector`: 'simulated' (ground truth plus the detector noise model, always written
+  as `<split>_detections.json`) or 'mediapipe': MediaPipe's palm and landmark models
+  are also run on the written images, their keypoints and confidences (zero where no
+  hand is found) written as `<split>_mediapipe_detections.json`.
 
   Returns:
     A summary dict (count, seconds, images/s, detector statistics).
@@ -100,6 +205,14 @@ def synthesize(out_dir, num, image_size=224, seed=0, split="training", mano_mode
   layer = ManoLayer(model_path=mano_model_path, use_pca=False, flat_hand_mean=True)
   template = layer._template.numpy()
   photo_paths = scenes.list_images(backgrounds_dir)
+  if generator not in GENERATORS:
+    raise ValueError(f"generator must be one of {GENERATORS}, got {generator!r}")
+  rest_keypoints, photos = None, ()
+  if generator == "realistic":
+    rest_keypoints = layer(np.zeros((1, 48), np.float32), np.zeros((1, 10), np.float32))[1]
+    rest_keypoints = rest_keypoints.numpy()[0]
+    photos = [scenes.read_photo(p) for p in (photo_paths or realism.bundled_photos())]
+  faces = np.asarray(layer.faces)
   for sub in ("rgb", "mask"):
     os.makedirs(os.path.join(out_dir, split, sub), exist_ok=True)
   columns = {k: [] for k in ("K", "xyz", "verts", "mano", "scale", "kp", "visible")}
@@ -107,8 +220,8 @@ def synthesize(out_dir, num, image_size=224, seed=0, split="training", mano_mode
   bar = tqdm(total=num, desc=f"synthesize {split}", unit="img", disable=not progress)
   for first in range(0, num, batch_size):
     indices = range(first, min(first + batch_size, num))
-    samples = [_sample_scene(i, seed, template, image_size, photo_paths, max_rotation_deg)
-               for i in indices]
+    samples = [_sample_scene(i, seed, template, image_size, photo_paths, max_rotation_deg,
+                             generator, rest_keypoints, photos) for i in indices]
     vertices, joints = layer(np.stack([s["pose"] for s in samples]),
                              np.stack([s["betas"] for s in samples]))
     placed = [_place_in_front_of_camera(v, j, s["K"], s["depth"], s["offset"], image_size)
@@ -116,15 +229,21 @@ def synthesize(out_dir, num, image_size=224, seed=0, split="training", mano_mode
     verts = np.stack([p[0] for p in placed]).astype(np.float32)
     xyz = np.stack([p[1] for p in placed]).astype(np.float32)
     intrinsics = np.stack([s["K"] for s in samples])
-    out = renderer.render(verts, layer.faces, np.stack([s["texture"] for s in samples]),
-                          intrinsics, np.stack([s["lighting"] for s in samples]),
-                          (image_size, image_size), backend=backend)
-    rgb, silhouette = out["rgb"].numpy(), out["silhouette"].numpy()
-    mask, depth = out["mask"].numpy()[..., 0] > 0, out["depth"].numpy()[..., 0]
+    if generator == "realistic":
+      images, masks, depth = _render_realistic(samples, verts, faces, intrinsics, image_size,
+                                               backend)
+    else:
+      out = renderer.render(verts, faces, np.stack([s["texture"] for s in samples]),
+                            intrinsics, np.stack([s["lighting"] for s in samples]),
+                            (image_size, image_size), backend=backend)
+      silhouette = out["silhouette"].numpy()
+      images = out["rgb"].numpy() + (1.0 - silhouette) * np.stack(
+          [s["background"] for s in samples])
+      masks, depth = out["mask"].numpy()[..., 0] > 0, out["depth"].numpy()[..., 0]
     keypoints = project(xyz, intrinsics)
     for b, (i, s) in enumerate(zip(indices, samples)):
-      image = rgb[b] + (1.0 - silhouette[b]) * s["background"]
-      hand_mask = mask[b].copy()
+      image = images[b]
+      hand_mask = masks[b].copy()
       kp = keypoints[b]
       pixel = np.clip(np.floor(kp).astype(int), 0, image_size - 1)
       surface = depth[b][pixel[:, 1], pixel[:, 0]]
@@ -137,8 +256,9 @@ def synthesize(out_dir, num, image_size=224, seed=0, split="training", mano_mode
         visible &= ~covered[pixel[:, 1], pixel[:, 0]]
       name = "%08d.jpg" % i
       bgr = cv2.cvtColor(np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+      quality = (realism.jpeg_quality(s["effects_rng"]) if generator == "realistic" else 95)
       cv2.imwrite(os.path.join(out_dir, split, "rgb", name), bgr,
-                  [cv2.IMWRITE_JPEG_QUALITY, 95])
+                  [cv2.IMWRITE_JPEG_QUALITY, quality])
       cv2.imwrite(os.path.join(out_dir, split, "mask", name), hand_mask.astype(np.uint8) * 255)
       scale_bone = float(np.linalg.norm(xyz[b, constants.SCALE_BONE[0]]
                                         - xyz[b, constants.SCALE_BONE[1]]))
@@ -171,8 +291,11 @@ def synthesize(out_dir, num, image_size=224, seed=0, split="training", mano_mode
   seconds = time.time() - start_time
   stats = detections_lib.detection_statistics(detected, keypoints)
   summary = {"split": split, "num": num, "image_size": image_size, "seed": seed,
+             "generator": generator,
              "max_rotation_deg": max_rotation_deg,
              "seconds": round(seconds, 2), "images_per_second": round(num / seconds, 2),
              "visible_fraction": float(visible.mean()), "detector": stats}
+  if detector == "mediapipe":
+    summary["mediapipe"] = _mediapipe_detections(out_dir, split, names, keypoints, progress)
   write_json(os.path.join(out_dir, f"{split}_synthesis.json"), summary)
   return summary

@@ -85,13 +85,17 @@ def list_images(directory: Optional[str]) -> List[str]:
   return [os.path.join(directory, n) for n in names]
 
 
-def photo_background(rng, paths: List[str], size: int) -> np.ndarray:
-  """A random square crop of a random photo, resized to `size`."""
-  path = paths[rng.integers(len(paths))]
+def read_photo(path: str) -> np.ndarray:
+  """`[H, W, 3]` float32 RGB in [0, 1]."""
   image = cv2.imread(path)
   if image is None:
     raise ValueError(f"{path}: background image unreadable")
-  image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+  return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+
+
+def photo_background(rng, paths: List[str], size: int) -> np.ndarray:
+  """A random square crop of a random photo, resized to `size`."""
+  image = read_photo(paths[rng.integers(len(paths))])
   h, w = image.shape[:2]
   side = int(rng.uniform(0.4, 1.0) * min(h, w))
   y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
