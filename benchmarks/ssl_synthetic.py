@@ -17,6 +17,9 @@ evaluates each on the held-out ground truth through `python -m hand_tf.evaluate`
   ssl       + photometric (L1, SSIM, mean colour, texture reg.)  (row 5: the full method)
   jbp_size  jbp + the apparent-size term (not the paper's: hand_tf.losses.apparent_size_loss)
   ssl_size  ssl + the apparent-size term
+  ssl_mediapipe  ssl_size trained from MediaPipe's detections of the training images
+            (a real detector, as the paper's OpenPose; needs --generator realistic and a
+            --render_size MediaPipe can read, e.g. 224)
   wsl       the full method on ground-truth 2D, equal confidences (paper Table 5)
   fsl       the full method plus the 3D joint losses               (paper Table 5)
 
@@ -42,7 +45,11 @@ REFINE = flags.DEFINE_bool("refine", False, "Also a '+ refinement' row per train
                            "predictions fitted to the held-out detections (hand_tf.refine).")
 TRAIN_IMAGES = flags.DEFINE_integer("train_images", 1024, "Training images.")
 TEST_IMAGES = flags.DEFINE_integer("test_images", 128, "Held-out images.")
-IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Image and network input side, pixels.")
+IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Network input side, pixels.")
+RENDER_SIZE = flags.DEFINE_integer("render_size", None,
+                                   "Rendered images' side, pixels (default --image_size).")
+GENERATOR = flags.DEFINE_enum("generator", "plain", ["plain", "realistic"],
+                              "Synthetic renders (hand_tf.synthesize --generator).")
 EPOCHS = flags.DEFINE_integer("epochs", 8, "Epochs of the '3d' stage in every row.")
 BATCH = flags.DEFINE_integer("batch_size", 16, "Batch size.")
 SEED = flags.DEFINE_integer("seed", 0, "Seed of data and training.")
@@ -68,6 +75,9 @@ ROW_SPECS = {
                                            "apparent_size": True}),
     "ssl_size": ("SSL (full) + apparent size", {"stage": "all", "appearance": True,
                                                 "apparent_size": True}),
+    "ssl_mediapipe": ("SSL (full) + apparent size, MediaPipe's detections",
+                      {"stage": "all", "appearance": True, "apparent_size": True,
+                       "detections": "mediapipe"}),
     "wsl": ("WSL (ground-truth 2D)", {"stage": "all", "appearance": True, "mode": "wsl"}),
     "fsl": ("FSL (+ 3D joint losses)", {"stage": "all", "appearance": True, "mode": "fsl"}),
 }
@@ -78,6 +88,10 @@ APPARENT_SIZE_WEIGHT = 1e-3
 # next; Table 5 ranks FSL < WSL < SSL.
 PAPER_ORDERINGS = (("jb", "j"), ("jbp", "jb"), ("jbp2d", "jbp"), ("ssl", "jbp2d"),
                    ("wsl", "ssl"), ("fsl", "wsl"))
+
+
+def _render_size():
+  return RENDER_SIZE.value or IMAGE_SIZE.value
 
 
 def _epochs(spec):
@@ -94,7 +108,8 @@ def _train_args(key, spec, data, run_dir, scale_target):
           "--mode", spec.get("mode", "ssl"), "--scale_target_m", f"{scale_target:.5f}",
           "--epochs", _epochs(spec)]
   if spec.get("mode", "ssl") == "ssl":  # WSL and FSL read ground-truth 2D instead
-    args += ["--detections", os.path.join(data, "training_detections.json")]
+    prefix = "training_mediapipe" if spec.get("detections") == "mediapipe" else "training"
+    args += ["--detections", os.path.join(data, f"{prefix}_detections.json")]
   if not spec["appearance"]:
     args += ["--no_appearance"]
   args += ["--w_apparent_size", APPARENT_SIZE_WEIGHT if spec.get("apparent_size") else 0]
@@ -113,7 +128,7 @@ def _run_row(key, spec, data, out, scale_target, log):
   final = os.path.join(row_dir, "finetune") if spec["stage"] == "all" else row_dir
   evaluation_dir = os.path.join(row_dir, "evaluation")
   evaluate = ["hand_tf.evaluate", "--model", final, "--data_dir", data, "--split",
-              "evaluation", "--source_size", IMAGE_SIZE.value, "--out", evaluation_dir]
+              "evaluation", "--source_size", _render_size(), "--out", evaluation_dir]
   if os.path.isfile(result_path):
     with open(result_path) as f:
       log(f"[{key}] reusing {result_path}")
@@ -130,7 +145,7 @@ def _run_row(key, spec, data, out, scale_target, log):
     metrics = json.load(f)["metrics"]
   from hand_tf.demo_job import placed_on_detections
   placed, _ = placed_on_detections(data, IMAGE_SIZE.value,
-                                   os.path.join(evaluation_dir, "pred.json"))
+                                   os.path.join(evaluation_dir, "pred.json"), _render_size())
   metrics["mpjpe_placed_on_detections"] = placed["mpjpe"]
   steps = _epochs(spec) * (TRAIN_IMAGES.value // BATCH.value)
   result = {"metrics": metrics, "train_s": train_s, "steps": steps}
@@ -185,10 +200,12 @@ def main(argv):
   data = os.path.join(out, "data")
   start = time.time()
   rotation = MAX_ROTATION.value if MAX_ROTATION.value >= 0 else None
-  synthesize_split(log, data, "training", TRAIN_IMAGES.value, size, SEED.value, MANO.value,
-                   rotation)
-  synthesize_split(log, data, "evaluation", TEST_IMAGES.value, size, SEED.value + 1000,
-                   MANO.value, rotation)
+  detector = ("mediapipe" if any(ROW_SPECS[k][1] and ROW_SPECS[k][1].get("detections")
+                                 for k in keys) else "simulated")
+  synthesize_split(log, data, "training", TRAIN_IMAGES.value, _render_size(), SEED.value,
+                   MANO.value, rotation, GENERATOR.value, detector)
+  synthesize_split(log, data, "evaluation", TEST_IMAGES.value, _render_size(),
+                   SEED.value + 1000, MANO.value, rotation, GENERATOR.value)
   data_s = time.time() - start
   from hand_tf.eval.template import scale_bone_length
   # The scale prior's target: the rendered hands' typical size (a population prior, as
@@ -199,7 +216,7 @@ def main(argv):
     label, spec = ROW_SPECS[key]
     log(f"== {key}: {label}")
     if spec is None:
-      metrics, _ = template_baseline(data, size, MANO.value)
+      metrics, _ = template_baseline(data, size, MANO.value, _render_size())
       results[key] = {"metrics": metrics, "train_s": 0.0, "steps": 0}
     else:
       results[key] = _run_row(key, spec, data, out, scale_target, log)
@@ -227,6 +244,7 @@ def main(argv):
            f"(the hand model's mean); data rendered in {data_s / 60:.1f} min. "
            f"Command: `python benchmarks/ssl_synthetic.py --train_images "
            f"{TRAIN_IMAGES.value} --test_images {TEST_IMAGES.value} --image_size {size} "
+           f"--render_size {_render_size()} --generator {GENERATOR.value} "
            f"--epochs {EPOCHS.value} --max_rotation_deg {MAX_ROTATION.value:g}`. "
            f"Hand rotations: {rotation_text}.", "", "```", table, "```", "", _headline(results), "",
            "The paper's orderings at this scale:", *_orderings(results), "",

@@ -41,20 +41,22 @@ def run_module(log, *args):
     raise RuntimeError(f"step failed (exit {result.returncode}): {' '.join(command)}")
 
 
-def synthesize_split(log, root, split, num, size, seed, mano, max_rotation_deg=None):
-  """Renders a split with `hand_tf.synthesize` unless the same one is there."""
+def synthesize_split(log, root, split, num, size, seed, mano, max_rotation_deg=None,
+                     generator="plain", detector="simulated"):
+  """Renders a split with `hand_tf.synthesize` unless the same one is there.  ('plain'
+  renders by default: the demo's recorded figures were measured on them, README.)"""
   summary_path = os.path.join(root, f"{split}_synthesis.json")
   if os.path.isfile(summary_path):
     with open(summary_path) as f:
       done = json.load(f)
     if ((done["num"], done["image_size"], done["seed"], done.get("max_rotation_deg"),
-         done.get("generator", "plain")) == (num, size, seed, max_rotation_deg, "plain")):
+         done.get("generator", "plain"), "mediapipe" in done or detector == "simulated")
+        == (num, size, seed, max_rotation_deg, generator, True)):
       log(f"reusing {num} {split} images in {root}")
       return
   args = ["hand_tf.synthesize", "--out", root, "--split", split, "--num", num,
-          "--image_size", size, "--seed", seed, "--occluders",
-          # The renders the demo's recorded figures were measured on (README).
-          "--generator", "plain"]
+          "--image_size", size, "--seed", seed, "--occluders", "--generator", generator,
+          "--detector", detector]
   if max_rotation_deg is not None:
     args += ["--max_rotation_deg", max_rotation_deg]
   if mano:
@@ -62,28 +64,29 @@ def synthesize_split(log, root, split, num, size, seed, mano, max_rotation_deg=N
   run_module(log, *args)
 
 
-def _held_out_records(data, size):
+def _held_out_records(data, size, source_size=None):
   """The held-out split with its detections (what the template and PnP rows fit to)."""
   from hand_tf.data.freihand import read_freihand
-  return read_freihand(data, "evaluation", image_size=size, source_size=size,
+  return read_freihand(data, "evaluation", image_size=size, source_size=source_size or size,
                        detections=os.path.join(data, "evaluation_detections.json"))
 
 
-def template_baseline(data, size, mano_model_path=None):
-  """Metrics and PCK curves of the template hand (mean hand, PnP camera) on the test set."""
+def template_baseline(data, size, mano_model_path=None, source_size=None):
+  """Metrics and PCK curves of the template hand (mean hand, PnP camera) on the test set
+  (rendered at `source_size`, default `size`)."""
   from hand_tf.eval import report, template
-  records = _held_out_records(data, size)
+  records = _held_out_records(data, size, source_size)
   evaluation = report.evaluate_records(
       template.template_predictions(records, mano_model_path), records)
   return evaluation["metrics"], evaluation["pck"]
 
 
-def placed_on_detections(data, size, prediction_file):
+def placed_on_detections(data, size, prediction_file, source_size=None):
   """Metrics of a report's predictions (`pred.json`) moved rigidly onto the test
   detections by the template's PnP fit: the network's hands given the template's help."""
   from hand_tf.eval import report, template
   from hand_tf.io import load_json
-  records = _held_out_records(data, size)
+  records = _held_out_records(data, size, source_size)
   joints, vertices = load_json(prediction_file, "predictions")
   placed = template.place_on_keypoints(
       {"joints3d": np.asarray(joints, np.float32), "vertices": np.asarray(vertices, np.float32)},
