@@ -25,7 +25,7 @@ def _train_args(root, out, *extra):
           str(root / "training_detections.json"), "--stage", "3d", "--image_size", "64",
           "--batch_size", "4", "--epochs", "1", "--no_appearance", "--hourglass_features",
           "16", "--hourglass_stacks", "1", "--sync_batch_norm", "--seed", "0",
-          "--drop_connect_rate", "0",
+          "--drop_connect_rate", "0", "--nograppler",
           "--out_dir", str(out), *extra]
 
 
