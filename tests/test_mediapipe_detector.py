@@ -110,7 +110,7 @@ def test_a_hand_filling_a_tight_crop_is_found_without_a_palm(monkeypatch):
 def test_mediapipe_finds_most_realistic_renders_where_their_truth_says(tmp_path):
   """`synthesize --detector mediapipe`: the 'realistic' generator's hands are found by a
   detector trained on photos, at their true keypoints, and its detections are written
-  beside the simulated ones.  (Seed 1, 8 renders at 224 px: measured 6 found, median 12.0
+  beside the simulated ones.  (Seed 1, 8 renders at 224 px: measured 6 found, median 10.8
   px; the 'plain' generator's 3, 26.9 px.)"""
   import json
 

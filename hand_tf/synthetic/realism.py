@@ -29,8 +29,8 @@ def _frame(forward, normal):
 def sample_view_rotation(rng, keypoints_rest: np.ndarray) -> np.ndarray:
   """A global rotation (axis-angle [3]) giving a view of the hand people photograph.
 
-  Fingers point up in the image, rolled by up to about 90 degrees either way (rarely
-  more); the palm or the back faces the camera, turned by up to 40 degrees about the
+  Fingers point up in the image, rolled by ~30 degrees either way (one view in seven
+  at any roll); the palm or the back faces the camera, turned by up to 40 degrees about the
   finger axis; the fingers lean towards or away from the camera by ~25 degrees.
 
   Args:
@@ -42,7 +42,7 @@ def sample_view_rotation(rng, keypoints_rest: np.ndarray) -> np.ndarray:
   # In the camera frame (x right, y down, z forward): fingers up, palm to the camera.
   facing = -1.0 if rng.uniform() < 0.6 else 1.0  # palm (60%) or back to the camera
   upright = _frame(np.array([0.0, -1.0, 0.0]), np.array([0.0, 0.0, facing]))
-  roll = rng.normal(0.0, 45.0) if rng.uniform() < 0.85 else rng.uniform(-180.0, 180.0)
+  roll = rng.normal(0.0, 30.0) if rng.uniform() < 0.85 else rng.uniform(-180.0, 180.0)
   view = (Rotation.from_euler("z", roll, degrees=True)
           * Rotation.from_euler("x", rng.normal(0.0, 25.0), degrees=True)
           * Rotation.from_rotvec(np.array([0.0, -1.0, 0.0]) * np.deg2rad(rng.uniform(-40, 40))))
