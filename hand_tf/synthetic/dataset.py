@@ -6,7 +6,11 @@ Each sample: the hand model in a random plausible pose (inside the skeleton prio
 joint limits), random shape, global orientation (uniform, or within a given angle of
 S2HAND's canonical view) and distance, skin-like per-vertex
 texture and random light, rendered over a procedural (or photo) background, optionally
-with an occluder.  Written as `DIR/<split>/rgb/%08d.jpg`, `DIR/<split>/mask/%08d.jpg`,
+with an occluder.  The 'realistic' generator (`hand_tf.synthetic.realism`) instead
+draws the views people photograph, grows a forearm from the wrist, shades skin in a
+room's light over photographs and passes the image through a camera.
+
+Written as `DIR/<split>/rgb/%08d.jpg`, `DIR/<split>/mask/%08d.jpg`,
 `DIR/<split>_{K,xyz,verts,mano,scale}.json` exactly as FreiHAND stores them, plus
 `DIR/<split>_detections.json` from the simulated detector and
 `DIR/<split>_visibility.json`.  So `freihand.read_freihand` reads both.
@@ -32,7 +36,7 @@ from hand_tf.camera import project
 from hand_tf.detection import keypoint_files as detections_lib
 from hand_tf.io import write_json
 from hand_tf.rendering import renderer
-from hand_tf.synthetic import forearm, realism, scenes
+from hand_tf.synthetic import realism, scenes
 from mano_tf import constants, pose_sampling
 from mano_tf.layer import ManoLayer
 
@@ -55,7 +59,7 @@ def _sample_rotation(rng, max_rotation_deg):
 GENERATORS = ("realistic", "plain")
 # The 'realistic' generator frames hands with more room around them (MediaPipe's
 # landmark model reads crops with a margin) and closes them less often into fists, as
-# photos of hands mostly show them: MediaPipe found 61% -> 75% of 256 renders with these
+# photos of hands mostly show them: with both, MediaPipe found 61% -> 75% of 256 renders
 # (benchmarks/detector_realism.py, docs/experiments.md).
 _REALISTIC_DEPTH_SCALE = 1.3
 _REALISTIC_CLOSURE = 0.6
@@ -84,81 +88,12 @@ def _sample_scene(index, seed, layer_template, image_size, photo_paths,
       "depth": rng.uniform(0.45, 0.75) * (_REALISTIC_DEPTH_SCALE if realistic else 1.0),
       "offset": rng.normal(0, 0.04 * image_size, 2),
       "texture": scenes.skin_texture(rng, layer_template),
-      **(_realistic_scene(rng, image_size, photos) if realistic else {
+      **(realism.sample_scene(rng, photos, image_size) if realistic else {
           "lighting": scenes.lighting(rng),
           "background": (scenes.photo_background(rng, photo_paths, image_size)
                          if photo_paths else scenes.procedural_background(rng, image_size)),
       }),
   }
-
-
-def _realistic_scene(rng, image_size, photos):
-  """The 'realistic' generator's light, background, arm and camera draws."""
-  use_photo = len(photos) and rng.uniform() < 0.8
-  sleeve = rng.uniform() < 0.5
-  return {
-      "light": realism.sample_light(rng),
-      "background": (realism.photo_background(rng, photos, image_size) if use_photo
-                     else scenes.procedural_background(rng, image_size)),
-      "background_blur": rng.uniform(0.0, 2.5),
-      "arm_length": rng.uniform(0.2, 0.3),
-      "arm_widening": rng.uniform(1.05, 1.35),
-      # A sleeve from this far up the arm (meters; past the arm's end: none).
-      "sleeve_from": rng.uniform(0.04, 0.2) if sleeve else 1.0,
-      "sleeve_color": rng.uniform(0.05, 0.9, 3),
-      "effects_rng": np.random.default_rng(rng.integers(2 ** 63)),
-  }
-
-
-# Rendering with this light gives the vertex colours back (times coverage).
-_UNLIT = np.array([1, 0, 1, 1, 1, 0, 0, 0, 0, 0, -1], np.float32)
-
-
-def _render_realistic(samples, verts, faces, intrinsics, image_size, backend):
-  """Hand + forearm, shaded as skin in a room, over a photo, through a camera.
-
-  Returns:
-    (images [B, H, W, 3] float in [0, 1], hand mask [B, H, W] bool, depth [B, H, W]).
-  """
-  loop = forearm.wrist_opening(faces)
-  meshes = [forearm.attach(v, faces, loop, s["arm_length"], s["arm_widening"])
-            for v, s in zip(verts, samples)]
-  all_verts = np.stack([m[0] for m in meshes])
-  all_faces = meshes[0][1]
-  colors = []
-  for s, (_, _, along) in zip(samples, meshes):
-    skin = s["texture"].mean(axis=0)
-    arm = np.where(along[:, None] > s["sleeve_from"], s["sleeve_color"], skin)
-    colors.append(np.concatenate([s["texture"], arm]).astype(np.float32))
-  unlit = np.tile(_UNLIT, (len(samples), 1))
-  size = (image_size, image_size)
-  albedo_out = renderer.render(all_verts, all_faces, np.stack(colors), intrinsics, unlit,
-                               size, backend=backend)
-  normals = renderer.vertex_normals(all_verts, all_faces).numpy()
-  normal_out = renderer.render(all_verts, all_faces, (normals + 1) / 2, intrinsics, unlit,
-                               size, backend=backend)
-  coverage = albedo_out["silhouette"].numpy()
-  safe = np.maximum(coverage, 1e-4)
-  albedo = albedo_out["rgb"].numpy() / safe
-  normal = normal_out["rgb"].numpy() / safe * 2 - 1
-  normal /= np.linalg.norm(normal, axis=-1, keepdims=True) + 1e-9
-  pixels = np.stack([*np.meshgrid(np.arange(image_size) + 0.5, np.arange(image_size) + 0.5)]
-                    + [np.ones((image_size, image_size))], axis=-1)
-  images = []
-  for b, s in enumerate(samples):
-    rays = pixels @ np.linalg.inv(intrinsics[b]).T
-    view = -rays / np.linalg.norm(rays, axis=-1, keepdims=True)
-    background = s["background"]
-    blur = s["background_blur"] * image_size / 224  # depth of field, 224 px terms
-    if blur > 0.3:
-      background = cv2.GaussianBlur(background, (0, 0), blur)
-    color = realism.shade(albedo[b], normal[b], view, s["light"],
-                          background.reshape(-1, 3).mean(axis=0))
-    image = np.clip(color, 0, 1) * coverage[b] + (1 - coverage[b]) * background
-    images.append(realism.camera_effects(s["effects_rng"], image))
-  triangle = albedo_out["triangle_ids"].numpy()[..., 0]
-  hand = (triangle >= 0) & (triangle < len(faces))
-  return np.stack(images), hand, albedo_out["depth"].numpy()[..., 0]
 
 
 def _place_in_front_of_camera(vertices, joints, intrinsics, depth, offset, image_size):
@@ -230,8 +165,8 @@ def synthesize(out_dir, num, image_size=224, seed=0, split="training", mano_mode
     xyz = np.stack([p[1] for p in placed]).astype(np.float32)
     intrinsics = np.stack([s["K"] for s in samples])
     if generator == "realistic":
-      images, masks, depth = _render_realistic(samples, verts, faces, intrinsics, image_size,
-                                               backend)
+      images, masks, depth = realism.render_scenes(samples, verts, faces, intrinsics,
+                                                   image_size, backend)
     else:
       out = renderer.render(verts, faces, np.stack([s["texture"] for s in samples]),
                             intrinsics, np.stack([s["lighting"] for s in samples]),

@@ -14,6 +14,9 @@ import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from hand_tf.rendering import renderer
+from hand_tf.synthetic import forearm, scenes
+
 # Keypoints (KEYPOINT_NAMES order) that span the palm.
 _WRIST, _INDEX_BASE, _MIDDLE_BASE, _PINKY_BASE = 0, 5, 9, 17
 
@@ -142,3 +145,81 @@ def camera_effects(rng, image: np.ndarray) -> np.ndarray:
 
 def jpeg_quality(rng) -> int:
   return int(rng.integers(55, 96))
+
+
+def sample_scene(rng, photos: List[np.ndarray], image_size: int) -> dict:
+  """A scene's light, background, arm and camera draws (`render_scenes` reads them)."""
+  use_photo = len(photos) and rng.uniform() < 0.8
+  sleeve = rng.uniform() < 0.5
+  return {
+      "light": sample_light(rng),
+      "background": (photo_background(rng, photos, image_size) if use_photo
+                     else scenes.procedural_background(rng, image_size)),
+      "background_blur": rng.uniform(0.0, 2.5),
+      "arm_length": rng.uniform(0.2, 0.3),
+      "arm_widening": rng.uniform(1.05, 1.35),
+      # A sleeve from this far up the arm (meters; past the arm's end: none).
+      "sleeve_from": rng.uniform(0.04, 0.2) if sleeve else 1.0,
+      "sleeve_color": rng.uniform(0.05, 0.9, 3),
+      "effects_rng": np.random.default_rng(rng.integers(2 ** 63)),
+  }
+
+
+# Rendering with this light gives the vertex colours back (times coverage).
+_UNLIT = np.array([1, 0, 1, 1, 1, 0, 0, 0, 0, 0, -1], np.float32)
+
+
+def render_scenes(samples, verts, faces, intrinsics, image_size: int, backend: str):
+  """Hands + forearms, shaded as skin in a room, over photos, through a camera.
+
+  Args:
+    samples: per image, a dict with `sample_scene`'s draws and the hand's "texture"
+      (`[V, 3]` albedo).
+    verts: `[B, V, 3]` the posed hands, camera frame, meters.
+    faces: `[F, 3]` the hand mesh's triangles.
+    intrinsics: `[B, 3, 3]`.
+    image_size: the images' side, pixels.
+    backend: the rasterizer's (`hand_tf.rendering.rasterize`).
+
+  Returns:
+    (images [B, H, W, 3] float in [0, 1], hand mask [B, H, W] bool, depth [B, H, W]).
+  """
+  loop = forearm.wrist_opening(faces)
+  meshes = [forearm.attach(v, faces, loop, s["arm_length"], s["arm_widening"])
+            for v, s in zip(verts, samples)]
+  all_verts = np.stack([m[0] for m in meshes])
+  all_faces = meshes[0][1]
+  colors = []
+  for s, (_, _, along) in zip(samples, meshes):
+    skin = s["texture"].mean(axis=0)
+    arm = np.where(along[:, None] > s["sleeve_from"], s["sleeve_color"], skin)
+    colors.append(np.concatenate([s["texture"], arm]).astype(np.float32))
+  unlit = np.tile(_UNLIT, (len(samples), 1))
+  size = (image_size, image_size)
+  albedo_out = renderer.render(all_verts, all_faces, np.stack(colors), intrinsics, unlit,
+                               size, backend=backend)
+  normals = renderer.vertex_normals(all_verts, all_faces).numpy()
+  normal_out = renderer.render(all_verts, all_faces, (normals + 1) / 2, intrinsics, unlit,
+                               size, backend=backend)
+  coverage = albedo_out["silhouette"].numpy()
+  safe = np.maximum(coverage, 1e-4)
+  albedo = albedo_out["rgb"].numpy() / safe
+  normal = normal_out["rgb"].numpy() / safe * 2 - 1
+  normal /= np.linalg.norm(normal, axis=-1, keepdims=True) + 1e-9
+  pixels = np.stack([*np.meshgrid(np.arange(image_size) + 0.5, np.arange(image_size) + 0.5)]
+                    + [np.ones((image_size, image_size))], axis=-1)
+  images = []
+  for b, s in enumerate(samples):
+    rays = pixels @ np.linalg.inv(intrinsics[b]).T
+    view = -rays / np.linalg.norm(rays, axis=-1, keepdims=True)
+    background = s["background"]
+    blur = s["background_blur"] * image_size / 224  # depth of field, 224 px terms
+    if blur > 0.3:
+      background = cv2.GaussianBlur(background, (0, 0), blur)
+    color = shade(albedo[b], normal[b], view, s["light"],
+                          background.reshape(-1, 3).mean(axis=0))
+    image = np.clip(color, 0, 1) * coverage[b] + (1 - coverage[b]) * background
+    images.append(camera_effects(s["effects_rng"], image))
+  triangle = albedo_out["triangle_ids"].numpy()[..., 0]
+  hand = (triangle >= 0) & (triangle < len(faces))
+  return np.stack(images), hand, albedo_out["depth"].numpy()[..., 0]
