@@ -1,0 +1,65 @@
+"""What quantisation costs in accuracy: every .tflite of an export against its fp32 model
+on a held-out set with 3D ground truth.
+
+  python benchmarks/quantized_accuracy.py --export EXPORT_DIR --data_dir SET \
+      [--split evaluation] [--source_size 224]
+
+For each model in EXPORT_DIR (s2hand_fp32.tflite is the reference; any other .tflite
+there is compared, e.g. variants converted by hand) it prints PA-MPJPE and its change
+against fp32 (issue 19's aim for int8: within 2%), and how far its 2D joints land from
+fp32's on each image, in pixels of a 224 px crop (the aim: within 2 px on every image):
+the median and worst per-image maximum and the share of images within 2 px; with the
+spread of the predictions across images (a model that ignores its input has 0).
+"""
+
+import glob
+import os
+
+import numpy as np
+from absl import flags
+
+from hand_tf import startup
+
+EXPORT = flags.DEFINE_string("export", None, "An export folder (python -m export).")
+DATA_DIR = flags.DEFINE_string("data_dir", None, "FreiHAND-layout set with ground truth.")
+SPLIT = flags.DEFINE_enum("split", "evaluation", ["training", "evaluation"], "Its split.")
+SOURCE_SIZE = flags.DEFINE_integer("source_size", None, "Its images' side (default: read).")
+REFERENCE = "s2hand_fp32.tflite"
+
+
+def main(argv):
+  del argv
+  from hand_tf.contract import REFERENCE_SIZE
+  from hand_tf.data.freihand import read_freihand
+  from hand_tf.eval import report
+  from hand_tf.predictors import load_predictor
+  if not EXPORT.value or not DATA_DIR.value:
+    raise SystemExit("error: --export and --data_dir are required")
+  paths = sorted(glob.glob(os.path.join(EXPORT.value, "*.tflite")),
+                 key=lambda p: (os.path.basename(p) != REFERENCE, p))
+  if not paths or os.path.basename(paths[0]) != REFERENCE:
+    raise SystemExit(f"error: {EXPORT.value}: no {REFERENCE} to compare against")
+  results = {}
+  for path in paths:
+    predictor = load_predictor(path, 2)
+    records = read_freihand(DATA_DIR.value, SPLIT.value, image_size=predictor.input_size,
+                            source_size=SOURCE_SIZE.value)
+    predictions = report.predict_records(predictor, records, progress=False)
+    metrics = report.evaluate_records(predictions, records)["metrics"]
+    # joints2d are in the crop's pixels: in 224 px terms, as the parity checks state them.
+    results[os.path.basename(path)] = (
+        metrics, predictions["joints2d"] * REFERENCE_SIZE / predictor.input_size)
+  reference, reference_2d = results[REFERENCE]
+  print(f"{len(reference_2d)} images of {DATA_DIR.value} ({SPLIT.value}); 2D in px of a "
+        f"{REFERENCE_SIZE} px crop")
+  print(f"{'model':28s} {'PA-MPJPE':>9s} {'vs fp32':>8s} {'2D max/img median':>18s} "
+        f"{'worst':>7s} {'<= 2 px':>8s} {'spread mm':>10s}")
+  for name, (metrics, joints2d) in results.items():
+    apart = np.linalg.norm(joints2d - reference_2d, axis=-1).max(axis=-1)
+    change = 100 * (metrics["pa_mpjpe"] / reference["pa_mpjpe"] - 1)
+    print(f"{name:28s} {metrics['pa_mpjpe']:9.2f} {change:+7.1f}% {np.median(apart):18.2f} "
+          f"{apart.max():7.2f} {np.mean(apart <= 2.0):8.0%} {metrics['spread_mm']:10.1f}")
+
+
+if __name__ == "__main__":
+  startup.run(main)
