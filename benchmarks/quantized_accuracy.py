@@ -2,14 +2,21 @@
 on a held-out set with 3D ground truth.
 
   python benchmarks/quantized_accuracy.py --export EXPORT_DIR --data_dir SET \
-      [--split evaluation] [--source_size 224]
+      [--split evaluation] [--source_size 224] [--variants_from CHECKPOINT]
 
-For each model in EXPORT_DIR (s2hand_fp32.tflite is the reference; any other .tflite
-there is compared, e.g. variants converted by hand) it prints PA-MPJPE and its change
-against fp32 (issue 19's aim for int8: within 2%), and how far its 2D joints land from
-fp32's on each image, in pixels of a 224 px crop (the aim: within 2 px on every image):
-the median and worst per-image maximum and the share of images within 2 px; with the
-spread of the predictions across images (a model that ignores its input has 0).
+--variants_from converts the export's checkpoint twice more into EXPORT_DIR, calibrated
+on --data_dir's training images as `export --calibration_dir` calibrates int8:
+s2hand_int8_head_float.tflite (int8 with the whole geometry head float) and
+s2hand_16x8.tflite (int16 activations and int8 weights everywhere, MANO included).
+(TF's selective-quantisation debugger, which the exporter uses, ignores the 16x8 op set,
+so the second is converted without it.)
+
+For each model in EXPORT_DIR (s2hand_fp32.tflite is the reference; every other .tflite
+there is compared) it prints PA-MPJPE and its change against fp32 (issue 19's aim for
+int8: within 2%), and how far its 2D joints land from fp32's on each image, in pixels of
+a 224 px crop (the aim: within 2 px on every image): the median and worst per-image
+maximum and the share of images within 2 px; with the spread of the predictions across
+images (a model that ignores its input has 0).
 """
 
 import glob
@@ -24,7 +31,58 @@ EXPORT = flags.DEFINE_string("export", None, "An export folder (python -m export
 DATA_DIR = flags.DEFINE_string("data_dir", None, "FreiHAND-layout set with ground truth.")
 SPLIT = flags.DEFINE_enum("split", "evaluation", ["training", "evaluation"], "Its split.")
 SOURCE_SIZE = flags.DEFINE_integer("source_size", None, "Its images' side (default: read).")
+VARIANTS_FROM = flags.DEFINE_string("variants_from", None,
+                                    "The export's checkpoint: also convert two variants.")
 REFERENCE = "s2hand_fp32.tflite"
+
+
+def convert_variants(checkpoint, out_dir, calibration_dir, count=64):
+  """Writes s2hand_int8_head_float.tflite and s2hand_16x8.tflite into `out_dir`."""
+  import tempfile
+
+  import keras
+  import tensorflow as tf
+
+  from export import exporter
+  from hand_tf.predictors import load_checkpoint_model, resolve_checkpoint
+  config, model = load_checkpoint_model(resolve_checkpoint(checkpoint))
+  images, intrinsics = exporter.calibration_set(config.image_size, count, calibration_dir)
+
+  def representative():
+    for image, k in zip(images, intrinsics):
+      yield {"images": image[None], "intrinsics": k[None]}
+
+  serve = exporter.InferenceModule(model, config.image_size).functions(
+      1, config.image_size, config.image_size)[1]
+  archive = keras.export.ExportArchive()
+  archive.track(model)
+  archive.add_variable_collection("input_size",
+                                  [tf.Variable(config.image_size, trainable=False)])
+  archive.add_endpoint("serve_with_intrinsics", serve, serve.input_signature)
+  with open(os.path.join(out_dir, REFERENCE), "rb") as f:
+    float_model = f.read()
+  float_types, float_nodes = exporter._float_ops(float_model)  # noqa: SLF001
+  head = {name for _, name in exporter.tflite_ops(float_model) if "geometry_head" in name}
+  with tempfile.TemporaryDirectory() as work:
+    archive.write_out(work, verbose=False)
+    for name, ops in (("s2hand_int8_head_float.tflite", tf.lite.OpsSet.TFLITE_BUILTINS_INT8),
+                      ("s2hand_16x8.tflite", tf.lite.OpsSet.
+                       EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8)):
+      converter = tf.lite.TFLiteConverter.from_saved_model(work, ["serve_with_intrinsics"])
+      converter.optimizations = [tf.lite.Optimize.DEFAULT]
+      converter.representative_dataset = representative
+      converter.target_spec.supported_ops = [ops, tf.lite.OpsSet.TFLITE_BUILTINS]
+      if name == "s2hand_16x8.tflite":
+        data = converter.convert()
+      else:
+        data = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=representative,
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_ops=float_types,
+                denylisted_nodes=sorted(set(float_nodes) | head))).get_nondebug_quantized_model()
+      with open(os.path.join(out_dir, name), "wb") as f:
+        f.write(data)
+      print(f"converted {name} ({len(data) / 1e6:.1f} MB)", flush=True)
 
 
 def main(argv):
@@ -35,6 +93,9 @@ def main(argv):
   from hand_tf.predictors import load_predictor
   if not EXPORT.value or not DATA_DIR.value:
     raise SystemExit("error: --export and --data_dir are required")
+  if VARIANTS_FROM.value:
+    startup.quiet_tensorflow()
+    convert_variants(VARIANTS_FROM.value, EXPORT.value, DATA_DIR.value)
   paths = sorted(glob.glob(os.path.join(EXPORT.value, "*.tflite")),
                  key=lambda p: (os.path.basename(p) != REFERENCE, p))
   if not paths or os.path.basename(paths[0]) != REFERENCE:

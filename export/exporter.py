@@ -60,16 +60,21 @@ def _keeps_float(node_name: str) -> bool:
       "geometry_head" in node_name and "trunk" not in node_name)
 
 
-def _float_ops(float_model: bytes):
-  """(op types, node names) of a float .tflite that the int8 model keeps in float."""
+def tflite_ops(model: bytes):
+  """[(op type, name of its first output)] of a .tflite's ops, in order."""
   from ai_edge_litert.interpreter import Interpreter
-  interpreter = Interpreter(model_content=float_model)
+  interpreter = Interpreter(model_content=model)
   names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
   # _get_ops_details is LiteRT's own op listing (no public equivalent).
   ops = interpreter._get_ops_details()  # noqa: SLF001
-  types = sorted({op["op_name"] for op in ops} - set(INT8_OPS))
-  nodes = sorted({names[op["outputs"][0]] for op in ops
-                  if len(op["outputs"]) and _keeps_float(names[op["outputs"][0]])})
+  return [(op["op_name"], names[op["outputs"][0]]) for op in ops if len(op["outputs"])]
+
+
+def _float_ops(float_model: bytes):
+  """(op types, node names) of a float .tflite that the int8 model keeps in float."""
+  ops = tflite_ops(float_model)
+  types = sorted({kind for kind, _ in ops} - set(INT8_OPS))
+  nodes = sorted({name for _, name in ops if _keeps_float(name)})
   return types, nodes
 
 
