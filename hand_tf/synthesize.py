@@ -20,7 +20,8 @@ SPLIT = flags.DEFINE_enum("split", "training", ["training", "evaluation"], "Spli
 MANO_MODEL_PATH = flags.DEFINE_string("mano_model_path", None,
                                       "MANO_RIGHT.pkl or its folder; default: synthetic hand.")
 BACKGROUNDS = flags.DEFINE_string("backgrounds", None, "Folder of background photos.")
-OCCLUDERS = flags.DEFINE_bool("occluders", False, "Add random occluding objects.")
+OCCLUDERS = flags.DEFINE_bool("occluders", False, "Add random occluding objects (realistic: "
+                              "objects held in the hand; plain: flat shapes in front).")
 NOISE = flags.DEFINE_float("noise_level", 1.0, "Simulated detector noise (0 = exact).")
 BATCH = flags.DEFINE_integer("batch_size", 16, "Images rendered together.")
 GENERATOR = flags.DEFINE_enum(

@@ -36,6 +36,26 @@ def test_the_arm_closes_the_hand_into_one_consistently_wound_surface(synthetic_m
   assert arm[:, 0].max() > hand[:, 0].max() + 0.2
 
 
+def test_a_held_object_is_a_closed_outward_wound_cylinder_off_the_palm(synthetic_model):
+  """Closed and consistently wound (as the arm), its faces pointing away from its axis
+  or out of its ends, on the palm's side of the hand."""
+  from mano_tf.layer import ManoLayer
+  layer = ManoLayer(use_pca=False, flat_hand_mean=True)
+  _, joints = layer(np.zeros((1, 48), np.float32), np.zeros((1, 10), np.float32))
+  keypoints = joints.numpy()[0]
+  draws = realism.held_object_draws(np.random.default_rng(0))
+  vertices, faces = realism.held_object(keypoints, draws)
+  edges = _directed_edges(faces)
+  assert len(set(edges)) == len(edges) and all((v, u) in set(edges) for u, v in edges)
+  center = vertices[-2:].mean(axis=0)
+  normals = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]],
+                     vertices[faces[:, 2]] - vertices[faces[:, 0]])
+  outwards = np.einsum("ij,ij->i", normals, vertices[faces].mean(axis=1) - center)
+  assert np.all(outwards > 0)
+  palm_side = np.cross(keypoints[5] - keypoints[0], keypoints[17] - keypoints[0])
+  assert np.dot(center - keypoints[[0, 5, 9, 13, 17]].mean(axis=0), palm_side) > 0
+
+
 def test_a_mesh_without_an_opening_is_refused():
   tetrahedron = np.array([[0, 2, 1], [0, 1, 3], [1, 2, 3], [0, 3, 2]])
   with pytest.raises(ValueError, match="no boundary"):
@@ -64,13 +84,13 @@ def test_views_show_the_fingers_up_and_the_palm_or_back_to_the_camera(synthetic_
 
 
 def test_realistic_sets_are_deterministic_per_seed_whatever_the_batch_size(tmp_path):
-  """Sample i depends on (seed, i) only, as the plain generator's; the set reads as a
-  FreiHAND split; the forearm is in the image but not in the hand's mask."""
+  """Sample i depends on (seed, i) only, as the plain generator's, held objects
+  included; the set reads as a FreiHAND split."""
   first, second = tmp_path / "a", tmp_path / "b"
   synthesize(str(first), 3, image_size=96, seed=4, batch_size=3, progress=False,
-             generator="realistic")
+             generator="realistic", occluders=True)
   synthesize(str(second), 2, image_size=96, seed=4, batch_size=1, progress=False,
-             generator="realistic")
+             generator="realistic", occluders=True)
   for name in ("training_xyz.json", "training_K.json", "training_mano.json"):
     a = np.array(json.loads((first / name).read_text()))
     b = np.array(json.loads((second / name).read_text()))
@@ -86,7 +106,7 @@ def test_realistic_sets_are_deterministic_per_seed_whatever_the_batch_size(tmp_p
   assert len(records) == 3 and records.vertices.shape == (3, 778, 3)
   # Another seed, other images.
   synthesize(str(tmp_path / "c"), 1, image_size=96, seed=5, progress=False,
-             generator="realistic")
+             generator="realistic", occluders=True)
   other = cv2.imread(str(tmp_path / "c" / "training" / "rgb" / "00000000.jpg")).astype(int)
   same = cv2.imread(str(first / "training" / "rgb" / "00000000.jpg")).astype(int)
   assert np.abs(other - same).mean() > 10

@@ -67,7 +67,7 @@ _REALISTIC_CLOSURE = 0.6
 
 def _sample_scene(index, seed, layer_template, image_size, photo_paths,
                   max_rotation_deg=None, generator="plain", rest_keypoints=None,
-                  photos=()):
+                  photos=(), occluders=False):
   rng = np.random.default_rng([seed, index])
   realistic = generator == "realistic"
   articulation = pose_sampling.sample_articulations(
@@ -88,7 +88,7 @@ def _sample_scene(index, seed, layer_template, image_size, photo_paths,
       "depth": rng.uniform(0.45, 0.75) * (_REALISTIC_DEPTH_SCALE if realistic else 1.0),
       "offset": rng.normal(0, 0.04 * image_size, 2),
       "texture": scenes.skin_texture(rng, layer_template),
-      **(realism.sample_scene(rng, photos, image_size) if realistic else {
+      **(realism.sample_scene(rng, photos, image_size, occluders) if realistic else {
           "lighting": scenes.lighting(rng),
           "background": (scenes.photo_background(rng, photo_paths, image_size)
                          if photo_paths else scenes.procedural_background(rng, image_size)),
@@ -156,7 +156,8 @@ def synthesize(out_dir, num, image_size=224, seed=0, split="training", mano_mode
   for first in range(0, num, batch_size):
     indices = range(first, min(first + batch_size, num))
     samples = [_sample_scene(i, seed, template, image_size, photo_paths, max_rotation_deg,
-                             generator, rest_keypoints, photos) for i in indices]
+                             generator, rest_keypoints, photos, occluders)
+               for i in indices]
     vertices, joints = layer(np.stack([s["pose"] for s in samples]),
                              np.stack([s["betas"] for s in samples]))
     placed = [_place_in_front_of_camera(v, j, s["K"], s["depth"], s["offset"], image_size)
@@ -165,7 +166,7 @@ def synthesize(out_dir, num, image_size=224, seed=0, split="training", mano_mode
     xyz = np.stack([p[1] for p in placed]).astype(np.float32)
     intrinsics = np.stack([s["K"] for s in samples])
     if generator == "realistic":
-      images, masks, depth = realism.render_scenes(samples, verts, faces, intrinsics,
+      images, masks, depth = realism.render_scenes(samples, verts, xyz, faces, intrinsics,
                                                    image_size, backend)
     else:
       out = renderer.render(verts, faces, np.stack([s["texture"] for s in samples]),
@@ -184,7 +185,8 @@ def synthesize(out_dir, num, image_size=224, seed=0, split="training", mano_mode
       surface = depth[b][pixel[:, 1], pixel[:, 0]]
       in_image = np.all((kp >= 0) & (kp < image_size), axis=1)
       visible = in_image & ((surface == 0) | (xyz[b, :, 2] - surface < _VISIBILITY_TOLERANCE))
-      if occluders and s["rng"].uniform() < 0.4:
+      # (The realistic generator's occluders are objects in the hand, rendered with it.)
+      if occluders and generator == "plain" and s["rng"].uniform() < 0.4:
         color, covered = scenes.occluder(s["rng"], image_size, kp.mean(axis=0))
         image = np.where(covered[..., None], color, image)
         hand_mask &= ~covered

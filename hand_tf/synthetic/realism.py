@@ -147,8 +147,10 @@ def jpeg_quality(rng) -> int:
   return int(rng.integers(55, 96))
 
 
-def sample_scene(rng, photos: List[np.ndarray], image_size: int) -> dict:
-  """A scene's light, background, arm and camera draws (`render_scenes` reads them)."""
+def sample_scene(rng, photos: List[np.ndarray], image_size: int,
+                 held_objects: bool = False) -> dict:
+  """A scene's light, background, arm and camera draws (`render_scenes` reads them);
+  with `held_objects`, 40% of the hands hold something (`held_object`)."""
   use_photo = len(photos) and rng.uniform() < 0.8
   sleeve = rng.uniform() < 0.5
   return {
@@ -162,20 +164,73 @@ def sample_scene(rng, photos: List[np.ndarray], image_size: int) -> dict:
       "sleeve_from": rng.uniform(0.04, 0.2) if sleeve else 1.0,
       "sleeve_color": rng.uniform(0.05, 0.9, 3),
       "effects_rng": np.random.default_rng(rng.integers(2 ** 63)),
+      "object": (held_object_draws(rng) if held_objects and rng.uniform() < 0.4 else None),
   }
+
+
+# Keypoints (KEYPOINT_NAMES order) of the knuckles.
+_KNUCKLES = (5, 9, 13, 17)
+# Any draws: only the object's faces are read from it, which no draw changes.
+_ANY_OBJECT = {"radius": 0.01, "length": 0.1, "color": np.zeros(3), "along": 0.5,
+               "tilt_deg": 0.0}
+
+
+def held_object_draws(rng) -> dict:
+  """A cylinder held in the hand (a pen, a bottle, a handle): its size, colour and where
+  along the palm it passes."""
+  return {"radius": rng.uniform(0.006, 0.035), "length": rng.uniform(0.1, 0.25),
+          "color": rng.uniform(0.05, 0.95, 3), "along": rng.uniform(0.3, 0.8),
+          "tilt_deg": rng.normal(0.0, 20.0)}
+
+
+def held_object(keypoints: np.ndarray, draws: dict, segments: int = 16):
+  """A capped cylinder across the palm, just off its palm side, as a grasped object.
+
+  Args:
+    keypoints: `[21, 3]` the posed hand's keypoints, meters (camera frame).
+    draws: `held_object_draws`'s dict.
+
+  Returns:
+    (vertices `[2 segments + 2, 3]`, faces `[4 segments, 3]` counter-clockwise seen from
+    outside, indices into these vertices).
+  """
+  wrist, knuckles = keypoints[_WRIST], keypoints[list(_KNUCKLES)]
+  across = knuckles[0] - knuckles[-1]  # index knuckle to little-finger knuckle
+  across /= np.linalg.norm(across)
+  palm_side = np.cross(keypoints[_INDEX_BASE] - wrist, keypoints[_PINKY_BASE] - wrist)
+  palm_side /= np.linalg.norm(palm_side)
+  axis = Rotation.from_rotvec(palm_side * np.deg2rad(draws["tilt_deg"])).apply(across)
+  center = (wrist + draws["along"] * (knuckles.mean(axis=0) - wrist)
+            + palm_side * (draws["radius"] + 0.01))
+  side = np.cross(axis, palm_side)
+  angles = np.arange(segments) * 2 * np.pi / segments
+  circle = draws["radius"] * (np.cos(angles)[:, None] * palm_side + np.sin(angles)[:, None] * side)
+  half = axis * draws["length"] / 2
+  vertices = np.concatenate([center - half + circle, center + half + circle,
+                             [center - half, center + half]])
+  faces = []
+  for i in range(segments):
+    j = (i + 1) % segments
+    # Around `axis` the circle turns from palm_side to side, i.e. counter-clockwise
+    # seen from the +axis end: outward faces run i -> j on the far ring.
+    faces += [(i, j, segments + j), (i, segments + j, segments + i),
+              (j, i, 2 * segments), (segments + i, segments + j, 2 * segments + 1)]
+  return vertices.astype(np.float32), np.array(faces, np.int32)
 
 
 # Rendering with this light gives the vertex colours back (times coverage).
 _UNLIT = np.array([1, 0, 1, 1, 1, 0, 0, 0, 0, 0, -1], np.float32)
 
 
-def render_scenes(samples, verts, faces, intrinsics, image_size: int, backend: str):
+def render_scenes(samples, verts, keypoints, faces, intrinsics, image_size: int,
+                  backend: str):
   """Hands + forearms, shaded as skin in a room, over photos, through a camera.
 
   Args:
     samples: per image, a dict with `sample_scene`'s draws and the hand's "texture"
       (`[V, 3]` albedo).
     verts: `[B, V, 3]` the posed hands, camera frame, meters.
+    keypoints: `[B, 21, 3]` their keypoints (where a held object goes).
     faces: `[F, 3]` the hand mesh's triangles.
     intrinsics: `[B, 3, 3]`.
     image_size: the images' side, pixels.
@@ -187,13 +242,19 @@ def render_scenes(samples, verts, faces, intrinsics, image_size: int, backend: s
   loop = forearm.wrist_opening(faces)
   meshes = [forearm.attach(v, faces, loop, s["arm_length"], s["arm_widening"])
             for v, s in zip(verts, samples)]
-  all_verts = np.stack([m[0] for m in meshes])
-  all_faces = meshes[0][1]
+  # Every image gets an object's vertices, so that the batch shares one mesh; where the
+  # hand holds none they all sit on the wrist, and its triangles cover no pixel.
+  objects = [held_object(k, s["object"]) if s["object"] else
+             (np.repeat(k[_WRIST][None], 2 * 16 + 2, axis=0), held_object(k, _ANY_OBJECT)[1])
+             for k, s in zip(keypoints, samples)]
+  all_verts = np.stack([np.concatenate([m[0], o[0]]) for m, o in zip(meshes, objects)])
+  all_faces = np.concatenate([meshes[0][1], objects[0][1] + len(meshes[0][0])])
   colors = []
-  for s, (_, _, along) in zip(samples, meshes):
+  for s, (_, _, along), (object_verts, _) in zip(samples, meshes, objects):
     skin = s["texture"].mean(axis=0)
     arm = np.where(along[:, None] > s["sleeve_from"], s["sleeve_color"], skin)
-    colors.append(np.concatenate([s["texture"], arm]).astype(np.float32))
+    held = np.tile(s["object"]["color"] if s["object"] else skin, (len(object_verts), 1))
+    colors.append(np.concatenate([s["texture"], arm, held]).astype(np.float32))
   unlit = np.tile(_UNLIT, (len(samples), 1))
   size = (image_size, image_size)
   albedo_out = renderer.render(all_verts, all_faces, np.stack(colors), intrinsics, unlit,
@@ -217,7 +278,7 @@ def render_scenes(samples, verts, faces, intrinsics, image_size: int, backend: s
     if blur > 0.3:
       background = cv2.GaussianBlur(background, (0, 0), blur)
     color = shade(albedo[b], normal[b], view, s["light"],
-                          background.reshape(-1, 3).mean(axis=0))
+                  background.reshape(-1, 3).mean(axis=0))
     image = np.clip(color, 0, 1) * coverage[b] + (1 - coverage[b]) * background
     images.append(camera_effects(s["effects_rng"], image))
   triangle = albedo_out["triangle_ids"].numpy()[..., 0]
