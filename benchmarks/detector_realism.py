@@ -11,7 +11,8 @@ an existing FreiHAND-layout set (--data_dir; MediaPipe run on its images), and p
             true joints' projection, pixels of the image;
   within 8  share of all images found with that distance <= 8 px;
 and the hands' palm length (wrist to middle knuckle) with the error in palm lengths, as
-pixels scale with how large the hands are rendered.
+pixels scale with how large the hands are rendered; then the keypoints' median offset
+from the truth in the hand's own frame (a bias, where there is one).
 --sheet writes the first 16 images with the truth (thin) and MediaPipe's keypoints
 (thick) drawn on them.  Issue 18's aim at 224 px: found >= 80%, median <= 8 px.
 """
@@ -58,6 +59,28 @@ def _contact_sheet(root, split, names, truth, detected, confidence, path, count=
   cv2.imwrite(path, cv2.cvtColor(tile_grid(tiles, columns=4), cv2.COLOR_RGB2BGR))
 
 
+def _print_bias(detected, truth, palm, relative, within=0.27):
+  """Median offset of each keypoint from the truth in the hand's own frame (along the
+  wrist -> middle knuckle axis, and across it), in palm lengths, over the hands found
+  with a mean error under `within` palm lengths (15 px of a 56 px palm: the
+  mismatched fingers of a misread hand left out)."""
+  keep = relative < within
+  if not keep.any():
+    return
+  axis = (truth[keep, 9] - truth[keep, 0]) / palm[keep, None]
+  normal = np.stack([-axis[:, 1], axis[:, 0]], axis=-1)
+  offset = (detected[keep] - truth[keep]) / palm[keep, None, None]
+  along = np.median(np.einsum("nkc,nc->nk", offset, axis), axis=0)
+  across = np.median(np.einsum("nkc,nc->nk", offset, normal), axis=0)
+  names = ("wrist", "MCP", "PIP", "DIP", "tip")  # thumb: CMC, MCP, IP, tip
+  print(f"offset from the truth, palm lengths, median over {keep.sum()} hands "
+        "(+ along: towards the fingertips):")
+  print("  along  " + "  ".join(f"{n} {np.mean(along[[k + 4 * f for f in range(1, 5)]]):+.2f}"
+                                 if k else f"{n} {along[0]:+.2f}"
+                                 for k, n in enumerate(names)) + "  (fingers' mean)")
+  print(f"  across: largest {np.abs(across).max():.2f}")
+
+
 def main(argv):
   del argv
   startup.quiet_tensorflow()
@@ -89,6 +112,7 @@ def main(argv):
     relative = np.linalg.norm(detected - truth, axis=-1).mean(axis=-1) / palm
     print(f"palm (wrist to middle knuckle) median {np.median(palm):.0f} px; median error "
           f"{np.median(relative[found]) if found.any() else float('nan'):.2f} palm lengths")
+    _print_bias(detected[found], truth[found], palm[found], relative[found])
     if SHEET.value:
       _contact_sheet(root, split, names, truth, detected, confidence, SHEET.value)
       print(f"contact sheet: {SHEET.value}")
