@@ -21,6 +21,13 @@ from hand_tf.synthetic import forearm, scenes
 _WRIST, _INDEX_BASE, _MIDDLE_BASE, _PINKY_BASE = 0, 5, 9, 17
 
 
+def _palm_side(keypoints):
+  """`[3]` unit normal of a right hand's palm, pointing out of the palm (not the back)."""
+  normal = np.cross(keypoints[_INDEX_BASE] - keypoints[_WRIST],
+                    keypoints[_PINKY_BASE] - keypoints[_WRIST])
+  return normal / np.linalg.norm(normal)
+
+
 def _frame(forward, normal):
   """Orthonormal [3, 3] (columns: forward, normal made orthogonal to it, their cross)."""
   forward = forward / np.linalg.norm(forward)
@@ -39,9 +46,8 @@ def sample_view_rotation(rng, keypoints_rest: np.ndarray) -> np.ndarray:
   Args:
     keypoints_rest: `[21, 3]` the right hand's keypoints with no global rotation.
   """
-  palm_side = np.cross(keypoints_rest[_INDEX_BASE] - keypoints_rest[_WRIST],
-                       keypoints_rest[_PINKY_BASE] - keypoints_rest[_WRIST])
-  hand = _frame(keypoints_rest[_MIDDLE_BASE] - keypoints_rest[_WRIST], palm_side)
+  hand = _frame(keypoints_rest[_MIDDLE_BASE] - keypoints_rest[_WRIST],
+                _palm_side(keypoints_rest))
   # In the camera frame (x right, y down, z forward): fingers up, palm to the camera.
   facing = -1.0 if rng.uniform() < 0.6 else 1.0  # palm (60%) or back to the camera
   upright = _frame(np.array([0.0, -1.0, 0.0]), np.array([0.0, 0.0, facing]))
@@ -170,9 +176,7 @@ def sample_scene(rng, photos: List[np.ndarray], image_size: int,
 
 # Keypoints (KEYPOINT_NAMES order) of the knuckles.
 _KNUCKLES = (5, 9, 13, 17)
-# Any draws: only the object's faces are read from it, which no draw changes.
-_ANY_OBJECT = {"radius": 0.01, "length": 0.1, "color": np.zeros(3), "along": 0.5,
-               "tilt_deg": 0.0}
+_OBJECT_SEGMENTS = 16
 
 
 def held_object_draws(rng) -> dict:
@@ -183,7 +187,7 @@ def held_object_draws(rng) -> dict:
           "tilt_deg": rng.normal(0.0, 20.0)}
 
 
-def held_object(keypoints: np.ndarray, draws: dict, segments: int = 16):
+def held_object(keypoints: np.ndarray, draws: dict, segments: int = _OBJECT_SEGMENTS):
   """A capped cylinder across the palm, just off its palm side, as a grasped object.
 
   Args:
@@ -197,25 +201,31 @@ def held_object(keypoints: np.ndarray, draws: dict, segments: int = 16):
   wrist, knuckles = keypoints[_WRIST], keypoints[list(_KNUCKLES)]
   across = knuckles[0] - knuckles[-1]  # index knuckle to little-finger knuckle
   across /= np.linalg.norm(across)
-  palm_side = np.cross(keypoints[_INDEX_BASE] - wrist, keypoints[_PINKY_BASE] - wrist)
-  palm_side /= np.linalg.norm(palm_side)
+  palm_side = _palm_side(keypoints)
   axis = Rotation.from_rotvec(palm_side * np.deg2rad(draws["tilt_deg"])).apply(across)
   center = (wrist + draws["along"] * (knuckles.mean(axis=0) - wrist)
             + palm_side * (draws["radius"] + 0.01))
   side = np.cross(axis, palm_side)
   angles = np.arange(segments) * 2 * np.pi / segments
-  circle = draws["radius"] * (np.cos(angles)[:, None] * palm_side + np.sin(angles)[:, None] * side)
+  circle = draws["radius"] * (np.cos(angles)[:, None] * palm_side
+                              + np.sin(angles)[:, None] * side)
   half = axis * draws["length"] / 2
   vertices = np.concatenate([center - half + circle, center + half + circle,
                              [center - half, center + half]])
+  # Around `axis` the circle turns from palm_side to side, i.e. counter-clockwise seen
+  # from the +axis end, as `_cylinder_faces` winds it.
+  return vertices.astype(np.float32), _cylinder_faces(segments)
+
+
+def _cylinder_faces(segments: int) -> np.ndarray:
+  """`[4 segments, 3]` outward faces of `held_object`'s vertex layout: two rings turning
+  counter-clockwise about the axis (near end first), then the near and far centres."""
   faces = []
   for i in range(segments):
     j = (i + 1) % segments
-    # Around `axis` the circle turns from palm_side to side, i.e. counter-clockwise
-    # seen from the +axis end: outward faces run i -> j on the far ring.
     faces += [(i, j, segments + j), (i, segments + j, segments + i),
               (j, i, 2 * segments), (segments + i, segments + j, 2 * segments + 1)]
-  return vertices.astype(np.float32), np.array(faces, np.int32)
+  return np.array(faces, np.int32)
 
 
 # Rendering with this light gives the vertex colours back (times coverage).
@@ -244,13 +254,14 @@ def render_scenes(samples, verts, keypoints, faces, intrinsics, image_size: int,
             for v, s in zip(verts, samples)]
   # Every image gets an object's vertices, so that the batch shares one mesh; where the
   # hand holds none they all sit on the wrist, and its triangles cover no pixel.
-  objects = [held_object(k, s["object"]) if s["object"] else
-             (np.repeat(k[_WRIST][None], 2 * 16 + 2, axis=0), held_object(k, _ANY_OBJECT)[1])
+  object_faces = _cylinder_faces(_OBJECT_SEGMENTS)
+  objects = [held_object(k, s["object"])[0] if s["object"] else
+             np.repeat(k[_WRIST][None], 2 * _OBJECT_SEGMENTS + 2, axis=0)
              for k, s in zip(keypoints, samples)]
-  all_verts = np.stack([np.concatenate([m[0], o[0]]) for m, o in zip(meshes, objects)])
-  all_faces = np.concatenate([meshes[0][1], objects[0][1] + len(meshes[0][0])])
+  all_verts = np.stack([np.concatenate([m[0], o]) for m, o in zip(meshes, objects)])
+  all_faces = np.concatenate([meshes[0][1], object_faces + len(meshes[0][0])])
   colors = []
-  for s, (_, _, along), (object_verts, _) in zip(samples, meshes, objects):
+  for s, (_, _, along), object_verts in zip(samples, meshes, objects):
     skin = s["texture"].mean(axis=0)
     arm = np.where(along[:, None] > s["sleeve_from"], s["sleeve_color"], skin)
     held = np.tile(s["object"]["color"] if s["object"] else skin, (len(object_verts), 1))
