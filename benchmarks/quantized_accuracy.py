@@ -40,7 +40,6 @@ def convert_variants(checkpoint, out_dir, calibration_dir, count=64):
   """Writes s2hand_int8_head_float.tflite and s2hand_16x8.tflite into `out_dir`."""
   import tempfile
 
-  import keras
   import tensorflow as tf
 
   from export import exporter
@@ -52,37 +51,27 @@ def convert_variants(checkpoint, out_dir, calibration_dir, count=64):
     for image, k in zip(images, intrinsics):
       yield {"images": image[None], "intrinsics": k[None]}
 
-  serve = exporter.InferenceModule(model, config.image_size).functions(
-      1, config.image_size, config.image_size)[1]
-  archive = keras.export.ExportArchive()
-  archive.track(model)
-  archive.add_variable_collection("input_size",
-                                  [tf.Variable(config.image_size, trainable=False)])
-  archive.add_endpoint("serve_with_intrinsics", serve, serve.input_signature)
+  archive = exporter.export_archive(model, exporter.InferenceModule(model, config.image_size),
+                                    config.image_size, 1, config.image_size, False)
   with open(os.path.join(out_dir, REFERENCE), "rb") as f:
     float_model = f.read()
-  float_types, float_nodes = exporter._float_ops(float_model)  # noqa: SLF001
-  head = {name for _, name in exporter.tflite_ops(float_model) if "geometry_head" in name}
+  head = [name for _, name in exporter.tflite_ops(float_model) if "geometry_head" in name]
   with tempfile.TemporaryDirectory() as work:
     archive.write_out(work, verbose=False)
-    for name, ops in (("s2hand_int8_head_float.tflite", tf.lite.OpsSet.TFLITE_BUILTINS_INT8),
-                      ("s2hand_16x8.tflite", tf.lite.OpsSet.
-                       EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8)):
-      converter = tf.lite.TFLiteConverter.from_saved_model(work, ["serve_with_intrinsics"])
-      converter.optimizations = [tf.lite.Optimize.DEFAULT]
-      converter.representative_dataset = representative
-      converter.target_spec.supported_ops = [ops, tf.lite.OpsSet.TFLITE_BUILTINS]
-      if name == "s2hand_16x8.tflite":
-        data = converter.convert()
-      else:
-        data = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=representative,
-            debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                denylisted_ops=float_types,
-                denylisted_nodes=sorted(set(float_nodes) | head))).get_nondebug_quantized_model()
-      with open(os.path.join(out_dir, name), "wb") as f:
-        f.write(data)
-      print(f"converted {name} ({len(data) / 1e6:.1f} MB)", flush=True)
+    variants = {"s2hand_int8_head_float.tflite": exporter.convert_tflite(
+        work, "tflite_int8", images, intrinsics, float_model, extra_float_nodes=head)}
+    # The exporter's int8 path goes through the debugger, which ignores the 16x8 op set.
+    converter = tf.lite.TFLiteConverter.from_saved_model(work, ["serve_with_intrinsics"])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+        tf.lite.OpsSet.TFLITE_BUILTINS]
+    variants["s2hand_16x8.tflite"] = converter.convert()
+  for name, data in variants.items():
+    with open(os.path.join(out_dir, name), "wb") as f:
+      f.write(data)
+    print(f"converted {name} ({len(data) / 1e6:.1f} MB)", flush=True)
 
 
 def main(argv):

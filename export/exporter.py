@@ -16,6 +16,7 @@ The set is built and parity-checked in a staging folder and then switched into p
 so an interrupted export never leaves a mix of old and new files (see `export_model`).
 """
 
+import functools
 import os
 import shutil
 import tempfile
@@ -82,10 +83,12 @@ class ParityError(RuntimeError):
   pass
 
 
-def _tflite(source_dir: str, kind: str, calibration: np.ndarray,
-            calibration_k: np.ndarray, float_model: Optional[bytes] = None) -> bytes:
-  """Converts `source_dir` to one TFLite kind; int8 reads its op list from `float_model`
-  (the fp32 conversion of the same source; converted here when not given)."""
+def convert_tflite(source_dir: str, kind: str, calibration: np.ndarray,
+                   calibration_k: np.ndarray, float_model: Optional[bytes] = None,
+                   extra_float_nodes: Sequence[str] = ()) -> bytes:
+  """Converts `source_dir` (an `export_archive` with batch 1) to one TFLite kind; int8
+  reads its op list from `float_model` (the fp32 conversion of the same source;
+  converted here when not given) and also keeps `extra_float_nodes` float."""
   converter = tf.lite.TFLiteConverter.from_saved_model(source_dir, ["serve_with_intrinsics"])
   if kind == "tflite_fp16":
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -100,7 +103,8 @@ def _tflite(source_dir: str, kind: str, calibration: np.ndarray,
                                            tf.lite.OpsSet.TFLITE_BUILTINS]
     # TF's selective quantisation: int8 for `INT8_OPS` only.
     float_types, float_nodes = _float_ops(
-        float_model or _tflite(source_dir, "tflite_fp32", calibration, calibration_k))
+        float_model or convert_tflite(source_dir, "tflite_fp32", calibration, calibration_k))
+    float_nodes = sorted(set(float_nodes) | set(extra_float_nodes))
     # The debugger runs the deprecated tf.lite.Interpreter internally (its warning is
     # about TF's internals, not something the user can change).
     warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
@@ -226,36 +230,40 @@ def check_output_folder(out_dir: str) -> None:
                         "export into a new or empty folder")
 
 
+def export_archive(model, module, image_size: int, batch: Optional[int],
+                   size: Optional[int], with_default_k: bool):
+  """The inference functions of `module` (an `InferenceModule` of `model`) for `batch`
+  images of `size` px (None: any), as a Keras ExportArchive to write out."""
+  # Keras' ExportArchive tracks Keras 3 variables so that converters can freeze them.
+  result = keras.export.ExportArchive()
+  result.track(model)
+  result.add_variable_collection("input_size", [tf.Variable(image_size, trainable=False)])
+  serve, serve_k = module.functions(batch, size, size)
+  if with_default_k:
+    result.add_endpoint("serving_default", serve, serve.input_signature)
+  result.add_endpoint("serve_with_intrinsics", serve_k, serve_k.input_signature)
+  return result
+
+
 def _write_artefacts(model, image_size, folder, formats, images, intrinsics, log, held_out):
   module = InferenceModule(model, image_size)
-
-  def archive(batch, size, with_default_k):
-    # Keras' ExportArchive tracks Keras 3 variables so that converters can freeze them.
-    result = keras.export.ExportArchive()
-    result.track(model)
-    result.add_variable_collection("input_size", [tf.Variable(image_size, trainable=False)])
-    serve, serve_k = module.functions(batch, size, size)
-    if with_default_k:
-      result.add_endpoint("serving_default", serve, serve.input_signature)
-    result.add_endpoint("serve_with_intrinsics", serve_k, serve_k.input_signature)
-    return result, serve_k
+  archive = functools.partial(export_archive, model, module, image_size)
 
   mano = model.get_layer("place_hand").mano
   contract.write_mesh_file(folder, mano.faces, image_size, held_out)
   save_mano_model(get_mano_model(mano.model_path, mano.side),
                   os.path.join(folder, contract.HAND_MODEL_FILE))
   if "saved_model" in formats:
-    archive(None, None, True)[0].write_out(os.path.join(folder, "saved_model", "1"),
+    archive(None, None, True).write_out(os.path.join(folder, "saved_model", "1"),
                                            verbose=False)
     log("built saved_model/1")
   lite = [f for f in formats if f.startswith("tflite")]
   if lite:
     with tempfile.TemporaryDirectory(dir=folder, prefix=".work-") as work:
-      fixed, _ = archive(1, image_size, False)
-      fixed.write_out(work, verbose=False)
+      archive(1, image_size, False).write_out(work, verbose=False)
       float_model = None
       for kind in sorted(lite, key=FORMATS.index):  # fp32 first: int8 reuses it
-        data = _tflite(work, kind, images, intrinsics, float_model)
+        data = convert_tflite(work, kind, images, intrinsics, float_model)
         if kind == "tflite_fp32":
           float_model = data
         with open(os.path.join(folder, ARTEFACT[kind]), "wb") as f:
