@@ -408,7 +408,9 @@ def test_mobile_demo_runs_the_tflite_without_tensorflow_and_reports_fps(exported
   assert timings["frames"] == len(frames) == 6
   for key in ("total_ms", "crop_infer_ms", "draw_ms"):
     assert timings[key] == pytest.approx(np.median([f[key] for f in frames]), abs=0.06)
-  assert all(f["crop_infer_ms"] + f["draw_ms"] <= f["total_ms"] + 0.1 for f in frames)
+  # Each printed value is rounded to 0.1 ms (off by up to 0.05): two summed against a
+  # third can exceed it by 0.15 when the frame has little else (a 0.1 bound failed once).
+  assert all(f["crop_infer_ms"] + f["draw_ms"] <= f["total_ms"] + 0.15 for f in frames)
   assert timings["fps"] == pytest.approx(1000.0 / timings["total_ms"])
 
 
