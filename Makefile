@@ -13,7 +13,7 @@ DEMO_OUT ?= demo_out
 # most tests trace graphs on one core, so two keep a 2-core machine busy.
 TEST_WORKERS ?= 2
 
-.PHONY: all install models test demo bench lint clean
+.PHONY: all install models test demo pretrained bench lint clean
 
 all: test
 
@@ -50,6 +50,11 @@ test: install
 
 demo: install
 	$(BIN)/python -m hand_tf.demo --out $(DEMO_OUT)
+
+# Trains the model shipped in the package from scratch (hours on a CPU; resumes) and
+# installs it into hand_tf/pretrained/ (python -m hand_tf.pretrain --help).
+pretrained: install
+	$(BIN)/python -m hand_tf.pretrain --install
 
 bench: install
 	$(BIN)/python benchmarks/mano_layer.py

@@ -1,7 +1,7 @@
 """The Python API: load a model, give it a photo, get hands.
 
   from hand_tf import HandReconstructor
-  reconstructor = HandReconstructor.load("exported/s2hand_fp32.tflite")
+  reconstructor = HandReconstructor.load()  # the shipped model; or a path
   for hand in reconstructor("photo.jpg"):  # every hand MediaPipe finds, left and right
     print(hand.side, hand.joints3d)      # [21, 3] meters, camera frame
     hand.save(f"{hand.side}.obj")        # or .ply / .json
@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from hand_tf import camera, reconstruct
+from hand_tf import camera, reconstruct, shipped
 from hand_tf.data import crops
 from hand_tf.io import InputError, check_image_size, read_image
 from hand_tf.reconstruct import Hand, draw_hands
@@ -49,15 +49,14 @@ class HandReconstructor:
 
   @classmethod
   def load(cls, path: Optional[str] = None, num_threads: int = 2) -> "HandReconstructor":
-    """Loads a model file or folder (default: the path in $HAND_TF_MODEL).
+    """Loads a model file or folder (default: the path in $HAND_TF_MODEL, else the
+    model shipped in the package, `hand_tf.shipped`).
 
     Raises:
-      InputError: no path and no $HAND_TF_MODEL, or the model cannot be read.
+      InputError: no model anywhere (a source tree without the shipped model), or the
+        model cannot be read.
     """
-    path = path or os.environ.get(MODEL_VARIABLE)
-    if not path:
-      raise InputError(f"no model given: pass a .tflite/.onnx/SavedModel/checkpoint path or "
-                       f"set ${MODEL_VARIABLE}")
+    path = path or os.environ.get(MODEL_VARIABLE) or shipped.model_path()
     from hand_tf.predictors import load_predictor
     if not path.endswith((".tflite", ".onnx")):
       from hand_tf.startup import quiet_tensorflow

@@ -8,6 +8,7 @@ A second run reuses the data and resumes the finished training.
 """
 
 import dataclasses
+import io
 import json
 import os
 import subprocess
@@ -32,13 +33,28 @@ class JobConfig:
   mano_model_path: Optional[str] = None
 
 
-def run_module(log, *args):
-  """Runs `python -m ...`, streaming its output; raises with the command on failure."""
+def run_module(log, *args, log_file: Optional[str] = None):
+  """Runs `python -m ...`, streaming its output (also appended to `log_file`, if given);
+  raises with the command on failure."""
   command = [sys.executable, "-m", *map(str, args)]
   log("$ " + " ".join(["python", "-m", *map(str, args)]))
-  result = subprocess.run(command)  # each step starts quietly itself (hand_tf.startup)
-  if result.returncode != 0:
-    raise RuntimeError(f"step failed (exit {result.returncode}): {' '.join(command)}")
+  if log_file is None:
+    returncode = subprocess.run(command).returncode  # each step starts quietly itself
+  else:
+    with open(log_file, "a") as f, subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
+      f.write("$ " + " ".join(["python", "-m", *map(str, args)]) + "\n")
+      # newline="": lines end at "\r" too, untranslated: a progress bar redraws itself
+      # with "\r", and the file keeps only each bar's last state (the line "\n" ends).
+      for line in io.TextIOWrapper(process.stdout, newline=""):
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        if line.endswith("\n"):
+          f.write(line)
+          f.flush()
+      returncode = process.wait()
+  if returncode != 0:
+    raise RuntimeError(f"step failed (exit {returncode}): {' '.join(command)}")
 
 
 def synthesize_split(log, root, split, num, size, seed, mano, max_rotation_deg=None,

@@ -1,6 +1,6 @@
 """Reconstruct hands in images with a checkpoint, SavedModel, .tflite or .onnx.
 
-  python -m hand_tf.predict IMAGES... --model PATH [--out DIR]
+  python -m hand_tf.predict IMAGES... [--model PATH] [--out DIR]
       [--box x0,y0,side | --keypoints FILE.json | --detect] [--focal PX]
 
 Per image `NAME` it writes into --out, for each hand i (0 = most confident) of side
@@ -34,7 +34,8 @@ from hand_tf.data import crops
 from hand_tf.io import InputError, output_folder, read_image
 
 MODEL = flags.DEFINE_string("model", None, "Checkpoint (or run folder), SavedModel folder, "
-                            ".tflite or .onnx.", required=True)
+                            ".tflite or .onnx (default: $HAND_TF_MODEL, else the model "
+                            "shipped in the package).")
 OUT = flags.DEFINE_string("out", "predictions", "Output folder.")
 BOX = flags.DEFINE_list("box", None, "Square hand crop x0,y0,side in image pixels.")
 KEYPOINTS = flags.DEFINE_string(

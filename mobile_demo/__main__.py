@@ -1,6 +1,6 @@
 """Run the exported .tflite on images, a video file or a camera, as a phone would.
 
-  python -m mobile_demo --model DIR/s2hand_fp16.tflite --input IMAGES_OR_VIDEO_OR_camera:0
+  python -m mobile_demo --input IMAGES_OR_VIDEO_OR_camera:0 [--model DIR/s2hand_fp16.tflite]
       [--out DIR] [--num_threads 4] [--detector mediapipe|none] [--box x0,y0,side]
 
 --input (`hand_tf.inputs`): image files, folders or glob patterns (writes NAME_mesh.png
@@ -17,9 +17,10 @@ import cv2
 import numpy as np
 from absl import flags, logging
 
-from hand_tf import inputs, startup
+from hand_tf import inputs, shipped, startup
 
-MODEL = flags.DEFINE_string("model", None, "Exported .tflite file.", required=True)
+MODEL = flags.DEFINE_string("model", None, "Exported .tflite file (default: the model "
+                            "shipped in the package, fp16).")
 INPUT = flags.DEFINE_list("input", None, "Image files, folders, glob patterns, video files "
                           "or camera:N, comma-separated.",
                           required=True)
@@ -59,6 +60,7 @@ def main(argv):
   from hand_tf.contract import model_caveat, read_held_out
   from hand_tf.io import InputError, output_folder, write_json
   from mobile_demo.pipeline import HandPipeline
+  model = MODEL.value or shipped.model_path()
   detector = None
   if DETECTOR.value == "mediapipe" and not BOX.value:
     from hand_tf.detection.mediapipe import MediaPipeHandDetector
@@ -66,17 +68,17 @@ def main(argv):
   from hand_tf.data.crops import parse_box
   box = parse_box(BOX.value, np.inf, np.inf, "--box") if BOX.value else None
   from hand_tf.api import load_refiner
-  refiner = load_refiner(MODEL.value) if REFINE.value else None
+  refiner = load_refiner(model) if REFINE.value else None
   tracker = None
   if detector is not None and TRACK.value:
     from mobile_demo.tracking import HandTracker, OneEuroFilter
     tracker = HandTracker(detector, MAX_HANDS.value, REDETECT.value, smoothing=(
         lambda fps: OneEuroFilter(fps, SMOOTH_CUTOFF.value, SMOOTH_BETA.value))
         if SMOOTH.value else None)
-  pipeline = HandPipeline(MODEL.value, NUM_THREADS.value, detector, box, FOCAL.value,
+  pipeline = HandPipeline(model, NUM_THREADS.value, detector, box, FOCAL.value,
                           PLACE.value, MAX_HANDS.value, refiner=refiner, tracker=tracker)
   print(f"model: {pipeline.predictor.describe()}", flush=True)
-  caveat = model_caveat(pipeline.predictor.input_size, read_held_out(MODEL.value))
+  caveat = model_caveat(pipeline.predictor.input_size, read_held_out(model))
   if caveat:
     print(caveat, file=sys.stderr, flush=True)
   skipped = []

@@ -55,7 +55,7 @@ def test_library_info_lines_are_dropped_and_the_tools_own_kept():
 
 
 ENTRY_POINTS = ("hand_tf.train", "hand_tf.synthesize", "hand_tf.evaluate", "hand_tf.predict",
-                "hand_tf.detect", "hand_tf.demo", "export", "mobile_demo")
+                "hand_tf.detect", "hand_tf.demo", "hand_tf.pretrain", "export", "mobile_demo")
 
 
 def test_help_answers_at_once_and_exits_zero_on_every_entry_point():

@@ -1,0 +1,60 @@
+"""The shipped model's recipe (hand_tf.pretrain): its training log, and the install that
+replaces the shipped folder only with a complete one."""
+
+import os
+
+import pytest
+
+from hand_tf import pretrain, shipped
+
+
+def test_the_recipe_trains_from_mediapipe_detections_with_the_stagewise_schedule():
+  args = [str(a) for a in pretrain.train_args(pretrain.Recipe(), "DATA", "RUN", 0.0395)]
+  assert args[args.index("--detections") + 1] == os.path.join(
+      "DATA", "training_mediapipe_detections.json")
+  assert args[args.index("--stage") + 1] == "all"
+  assert int(args[args.index("--image_size") + 1]) >= 128
+  assert "--mode" not in args and "--no_appearance" not in args  # SSL, every loss
+
+
+def test_the_log_keeps_each_progress_bar_once_in_its_last_state(tmp_path, monkeypatch):
+  from hand_tf.demo_job import run_module
+  (tmp_path / "bars.py").write_text(
+      "import sys\nprint('start')\nfor i in range(3):\n  sys.stdout.write(f'\\rstep {i}')\n"
+      "sys.stdout.write('\\n')\nprint('done', file=sys.stderr)\n")
+  monkeypatch.setenv("PYTHONPATH", str(tmp_path) + os.pathsep + os.environ.get(
+      "PYTHONPATH", ""))
+  monkeypatch.chdir(tmp_path)
+  run_module(lambda _: None, "bars", log_file=str(tmp_path / "log.txt"))
+  assert (tmp_path / "log.txt").read_text() == "$ python -m bars\nstart\nstep 2\ndone\n"
+  (tmp_path / "fails.py").write_text("import sys\nsys.exit(3)\n")
+  with pytest.raises(RuntimeError, match="exit 3"):
+    run_module(lambda _: None, "fails", log_file=str(tmp_path / "log.txt"))
+
+
+def _export_folder(path, model_bytes):
+  os.makedirs(path)
+  for name in shipped.MODEL_FILES.values():
+    (path / name).write_bytes(model_bytes)
+  (path / "hand_mesh.json").write_text("{}")
+  (path / "hand_model.npz").write_bytes(b"npz")
+  return {name: _record(path, name) for name in shipped.RECORD_FILES}
+
+
+def _record(path, name):
+  (path / ("record_" + name)).write_text("{}" if name.endswith(".json") else "log\n")
+  return str(path / ("record_" + name))
+
+
+def test_install_switches_in_a_complete_folder_and_keeps_the_old_one_otherwise(tmp_path):
+  package = tmp_path / "pretrained"
+  tflite = b"\x1c\0\0\0TFL3" + b"\0" * 56  # FlatBuffer header with TFLite's identifier
+  records = _export_folder(tmp_path / "export1", tflite + b"first")
+  pretrain.install(str(tmp_path / "export1"), records, str(package))
+  assert (package / "s2hand_fp16.tflite").read_bytes().endswith(b"first")
+  assert (package / "training_log.txt").read_text() == "log\n"
+  broken = _export_folder(tmp_path / "export2", b"not a model")
+  with pytest.raises(shipped.InputError, match="not a TFLite model"):
+    pretrain.install(str(tmp_path / "export2"), broken, str(package))
+  assert (package / "s2hand_fp16.tflite").read_bytes().endswith(b"first")  # untouched
+  assert sorted(os.listdir(tmp_path)) == ["export1", "export2", "pretrained"]
