@@ -1,6 +1,6 @@
 """The shipped model's card: held-out renders, real photos and latency, in one run.
 
-  python benchmarks/model_card.py --data_dir runs/pretrained/data \
+  python benchmarks/model_card.py --data_dir runs/pretrained/data [--models_dir DIR] \
       [--demo_model demo_out/export/s2hand_fp16.tflite] [--photos PHOTOS_DIR] \
       [--sheet PNG] [--runs 50] [--out card.json]
 
@@ -26,6 +26,9 @@ from hand_tf import startup
 DATA = flags.DEFINE_string("data_dir", "runs/pretrained/data",
                            "The recipe's renders (FreiHAND layout, 'evaluation' split).")
 SOURCE_SIZE = flags.DEFINE_integer("source_size", 224, "Side of the rendered images.")
+MODELS_DIR = flags.DEFINE_string("models_dir", None, "Folder with s2hand_fp16.tflite and "
+                                 "s2hand_int8.tflite (default: the shipped model's; e.g. "
+                                 "runs/pretrained/export before --install).")
 DEMO = flags.DEFINE_string("demo_model", None, "Another model to compare (e.g. the demo's).")
 PHOTOS = flags.DEFINE_string("photos", None, "Folder of photos of hands (jpg/png).")
 SHEET = flags.DEFINE_string("sheet", None, "Contact sheet of the shipped model's overlays "
@@ -37,7 +40,8 @@ OUT = flags.DEFINE_string("out", None, "Also write every figure as JSON here.")
 
 def _models():
   from hand_tf import shipped
-  models = {f"shipped {v}": shipped.model_path(v) for v in shipped.MODEL_FILES}
+  models = {f"shipped {v}": shipped.model_path(v, MODELS_DIR.value)
+            for v in shipped.MODEL_FILES}
   if DEMO.value:
     models["demo model"] = DEMO.value
   return models
@@ -49,14 +53,17 @@ def held_out(models):
   from hand_tf.demo_job import template_baseline
   from hand_tf.eval import report
   from hand_tf.predictors import load_predictor
-  rows = {}
+  rows, sizes = {}, []
   for name, path in models.items():
     predictor = load_predictor(path, THREADS.value)
     records = read_freihand(DATA.value, "evaluation", image_size=predictor.input_size,
                             source_size=SOURCE_SIZE.value)
     predictions = report.predict_records(predictor, records, progress=False)
     rows[name] = report.evaluate_records(predictions, records)["metrics"]
-  rows["template hand"], _ = template_baseline(DATA.value, 224, source_size=SOURCE_SIZE.value)
+    sizes.append(predictor.input_size)
+  # Fitted in the first model's crops, as the recipe's own evaluation fits it.
+  rows["template hand"], _ = template_baseline(DATA.value, sizes[0],
+                                               source_size=SOURCE_SIZE.value)
   return rows, len(records)
 
 

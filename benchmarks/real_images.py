@@ -3,7 +3,7 @@
   python benchmarks/real_images.py --images PHOTOS_DIR [--model RUN_OR_EXPORT] [--sheet PNG]
 
 Every hand MediaPipe finds in the photos of --images (left ones through the mirror) is
-reconstructed as `predict --detect` does, in three settings:
+reconstructed as `predict` does, in three settings:
   network   the network's own camera (crop around the keypoints, nothing else);
   placed    the network's hand moved rigidly onto the keypoints (predict's default);
   refined   then fitted to them (`predict --refine`: 151 steps, hand_tf.refine).

@@ -122,7 +122,7 @@ def main(argv):
   if DATA_KIND.value == "folder":
     if REFINE.value:  # against the detections it would be fitted to: no measure at all
       raise app.UsageError("--refine needs 3D ground truth to be measured against; on "
-                           "photos use `predict --detect --refine`")
+                           "photos use `predict --refine`")
     return _evaluate_folder(predictor)
   records = read_freihand(DATA_DIR.value, SPLIT.value, image_size=predictor.input_size,
                           source_size=SOURCE_SIZE.value)

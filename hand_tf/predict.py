@@ -1,7 +1,7 @@
 """Reconstruct hands in images with a checkpoint, SavedModel, .tflite or .onnx.
 
   python -m hand_tf.predict IMAGES... [--model PATH] [--out DIR]
-      [--box x0,y0,side | --keypoints FILE.json | --detect] [--focal PX]
+      [--box x0,y0,side | --keypoints FILE.json | --nodetect] [--focal PX]
 
 Per image `NAME` it writes into --out, for each hand i (0 = most confident) of side
 SIDE: NAME_hand{i}_{SIDE}.obj and .ply (mesh with vertex colours, meters, camera frame);
@@ -9,14 +9,15 @@ then NAME_hands.json (the camera used and, per hand, its side, crop box, detecti
 detected keypoints with confidences, 3D and 2D joints, pose, shape, camera, lighting and
 mesh files) and NAME_overlay.png (every hand drawn where it is in the photo).
 
-The hands: --detect finds every hand with MediaPipe's detector (`make models`), left and
+The hands: by default MediaPipe's detector (`make models`) finds every hand, left and
 right, up to --max_hands; a left hand is predicted through the mirror (hand_tf.mirror).
 Otherwise one hand: --box gives its crop; --keypoints reads 21 [x, y] (or
 [x, y, confidence]) per image from a JSON mapping image file name -> list (OpenPose-style
-detections); else the whole image (the model expects a hand-centred crop, as FreiHAND's);
---side says which hand it is.  The camera: --intrinsics JSON [3, 3] (one for all images),
-else --focal in pixels, else the photo's EXIF focal length (35 mm equivalent), else focal
-2.5 x the longer image side; the JSON says which.
+detections); with --nodetect, or where the detector finds none, the whole image (the
+model expects a hand-centred crop, as FreiHAND's); --side says which hand it is.
+The camera: --intrinsics JSON [3, 3] (one for all images), else --focal in pixels, else
+the photo's EXIF focal length (35 mm equivalent), else focal 2.5 x the longer image
+side; the JSON says which.
 
 --refine fits each hand to its keypoints after the network (S2HAND's optional test-time
 refinement, `hand_tf.refine`; needs TensorFlow); the JSON gives the 2D error before and
@@ -41,11 +42,13 @@ BOX = flags.DEFINE_list("box", None, "Square hand crop x0,y0,side in image pixel
 KEYPOINTS = flags.DEFINE_string(
     "keypoints", None, "Keypoints that place the crop: a file `hand_tf.detect` writes, an "
     "OpenPose dump, or JSON {image file name: 21 [x, y(, confidence)]}.")
-DETECT = flags.DEFINE_bool("detect", False, "Find every hand with MediaPipe's detector.")
+DETECT = flags.DEFINE_bool("detect", True, "Find every hand with MediaPipe's detector "
+                           "(unless --box or --keypoints place the hand); --nodetect: the "
+                           "whole image is the hand's crop.")
 MAX_HANDS = flags.DEFINE_integer("max_hands", 4, "With --detect: at most this many hands.",
                                  lower_bound=1)
 REFINE = flags.DEFINE_bool(
-    "refine", False, "Fit each hand to its keypoints (--detect or --keypoints) after the "
+    "refine", False, "Fit each hand to its keypoints (detected or --keypoints) after the "
     "network, as S2HAND's optional test-time refinement (151 Adam steps; needs TensorFlow).")
 SIDE = flags.DEFINE_enum("side", "right", ["right", "left"],
                          "Without --detect: which hand the crop shows.")

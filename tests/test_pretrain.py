@@ -58,3 +58,20 @@ def test_install_switches_in_a_complete_folder_and_keeps_the_old_one_otherwise(t
     pretrain.install(str(tmp_path / "export2"), broken, str(package))
   assert (package / "s2hand_fp16.tflite").read_bytes().endswith(b"first")  # untouched
   assert sorted(os.listdir(tmp_path)) == ["export1", "export2", "pretrained"]
+
+
+def test_without_a_shipped_model_loading_says_how_to_get_one(tmp_path, monkeypatch):
+  """A source tree whose recipe never ran with --install: one message naming the missing
+  file, --model and `make pretrained` (predict loads through the API, mobile_demo
+  through `shipped.model_path`)."""
+  from hand_tf.api import MODEL_VARIABLE, HandReconstructor
+  monkeypatch.delenv(MODEL_VARIABLE, raising=False)
+  monkeypatch.setattr(shipped, "FOLDER", str(tmp_path / "pretrained"))
+  message = (r"no shipped model at .*pretrained/s2hand_fp16\.tflite: pass --model, or "
+             r"train it with `make pretrained`")
+  with pytest.raises(shipped.InputError, match=message):
+    HandReconstructor.load()
+  with pytest.raises(shipped.InputError, match=message):
+    shipped.model_path()
+  with pytest.raises(shipped.InputError, match="variant 'int4'"):
+    shipped.model_path("int4")

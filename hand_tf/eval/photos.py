@@ -1,7 +1,7 @@
 """Does a model read real photos?  Measured without 3D labels, against MediaPipe's 2D
 keypoints of the same hands.
 
-Every hand MediaPipe finds is reconstructed as `predict --detect` does, in up to three
+Every hand MediaPipe finds is reconstructed as `predict` does, in up to three
 settings: 'network' (the network's own camera), 'placed' (its hand moved rigidly onto the
 keypoints: predict's default) and 'refined' (then fitted to them, `hand_tf.refine`).
 Distances are in pixels of a 224 px crop around each hand (`contract.REFERENCE_SIZE`),
