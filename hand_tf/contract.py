@@ -87,6 +87,16 @@ def read_held_out(model_path: str) -> Optional[dict]:
   return None
 
 
+def losing_to_template(model: dict, template: dict) -> Tuple[list, str]:
+  """Which of PA-MPJPE and camera-frame MPJPE a model's held-out metrics do not beat the
+  template hand's on (a list of names, empty when it beats both), and the figures."""
+  names = (("pa_mpjpe", "PA-MPJPE"), ("mpjpe", "MPJPE"))
+  losing = [name for key, name in names if model[key] >= template[key]]
+  figures = ", ".join(f"{name} {model[key]:.1f} vs {template[key]:.1f} mm"
+                      for key, name in names)
+  return losing, figures
+
+
 def model_caveat(input_size: int, held_out: Optional[dict]) -> Optional[str]:
   """One line telling a user what the loaded model is not, or None.
 
@@ -102,12 +112,8 @@ def model_caveat(input_size: int, held_out: Optional[dict]) -> Optional[str]:
     notes.append("no held-out figures were recorded with it (run hand_tf.evaluate on its "
                  "run folder before exporting)")
   elif held_out.get("template"):
-    model, template = held_out["metrics"], held_out["template"]
-    losing = [name for key, name in (("pa_mpjpe", "PA-MPJPE"), ("mpjpe", "MPJPE"))
-              if model[key] >= template[key]]
+    losing, figures = losing_to_template(held_out["metrics"], held_out["template"])
     if losing:
-      figures = ", ".join(f"{name} {model[key]:.1f} vs {template[key]:.1f} mm"
-                          for key, name in (("pa_mpjpe", "PA-MPJPE"), ("mpjpe", "MPJPE")))
       notes.append(f"on its held-out set ({held_out.get('count', '?')} images) it does "
                    f"not beat the template hand on {' and '.join(losing)} ({figures})")
   return ("note: " + "; ".join(notes) + ".") if notes else None

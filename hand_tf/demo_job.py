@@ -114,10 +114,8 @@ def placed_on_detections(data, size, prediction_file, source_size=None):
 def _verdict(model, template, placed=None):
   """Honest sentences: does the trained model beat the template floor, and does it read
   the image (a model that gives every image the same hand has spread 0)?"""
-  names = {"pa_mpjpe": "PA-MPJPE", "mpjpe": "MPJPE"}
-  worse = [names[k] for k in names if model[k] >= template[k]]
-  figures = (f"PA-MPJPE {model['pa_mpjpe']:.1f} vs {template['pa_mpjpe']:.1f} mm, "
-             f"MPJPE {model['mpjpe']:.1f} vs {template['mpjpe']:.1f} mm")
+  from hand_tf.contract import losing_to_template
+  worse, figures = losing_to_template(model, template)
   spread = (f"Its predictions vary across the held-out images by {model['spread_mm']:.1f} mm "
             f"(root-relative joints' standard deviation; the ground truth's is "
             f"{model['ground_truth_spread_mm']:.1f} mm, a constant hand's 0).")

@@ -11,8 +11,10 @@ Every step goes through the command-line tool a user would run, into --out:
   3. evaluation of the checkpoint on the held-out renders (FreiHAND protocol), then
      export to TFLite fp16 and int8 (calibrated on training renders), with parity checks;
   4. evaluation of the exported models and of the template hand on the same renders;
-  5. with --install: the two .tflite files, the recipe, the metrics and the full training
-     log copied into hand_tf/pretrained/, staged and switched in by one rename.
+  5. with --install, if the model beats the template hand on the held-out renders (PA-MPJPE
+     and camera-frame MPJPE; --force_install skips the check): the two .tflite files,
+     their side files, the recipe, the metrics and the full training log copied into
+     hand_tf/pretrained/, staged and switched in by one rename.
 
 A second run reuses the renders and resumes the training from its last checkpoint (an
 interrupted run loses at most --save_every_steps steps).  The recipe's numbers are the
@@ -31,7 +33,10 @@ from hand_tf import shipped, startup
 
 OUT = flags.DEFINE_string("out", "runs/pretrained", "Work folder (renders, run, export).")
 INSTALL = flags.DEFINE_bool("install", False, "Copy the result into the package "
-                            "(hand_tf/pretrained/), replacing the shipped model.")
+                            "(hand_tf/pretrained/), replacing the shipped model; only a "
+                            "model that beats the template hand on the held-out renders.")
+FORCE = flags.DEFINE_bool("force_install", False, "--install even a model that does not "
+                          "beat the template hand (its users are told so).")
 TRAIN_IMAGES = flags.DEFINE_integer("train_images", None, "Override the recipe's.")
 EPOCHS = flags.DEFINE_integer("epochs", None, "Override the recipe's (stage-wise total).")
 SEED = flags.DEFINE_integer("seed", None, "Override the recipe's.")
@@ -86,6 +91,18 @@ def _evaluate(log, model, data, recipe, out, log_file):
                log_file=log_file)
   with open(os.path.join(out, "metrics.json")) as f:
     return json.load(f)["metrics"]
+
+
+def check_installable(metrics: dict, force: bool = False) -> None:
+  """Raises InputError unless the checkpoint's held-out metrics beat the template hand's
+  (`metrics`: the recipe's {"checkpoint": ..., "template hand": ...}) or `force`."""
+  from hand_tf.contract import losing_to_template
+  losing, figures = losing_to_template(metrics["checkpoint"], metrics["template hand"])
+  if losing and not force:
+    raise shipped.InputError(
+        f"not installed: the model does not beat the template hand on "
+        f"{' and '.join(losing)} ({figures}); train longer (--epochs, a new --out) or "
+        "pass --force_install")
 
 
 def install(export_dir: str, files: dict, package_dir: str = shipped.FOLDER):
@@ -169,6 +186,7 @@ def main(argv):
   write_json(summary, {"recipe": dataclasses.asdict(recipe), "metrics": metrics,
                        "seconds": timings})
   if INSTALL.value:
+    check_installable(metrics, FORCE.value)
     install(export_dir, {"recipe.json": recorded, "metrics.json": summary,
                          "training_log.txt": log_file})
     log(f"installed into {shipped.FOLDER}")

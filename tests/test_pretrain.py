@@ -75,3 +75,17 @@ def test_without_a_shipped_model_loading_says_how_to_get_one(tmp_path, monkeypat
     shipped.model_path()
   with pytest.raises(shipped.InputError, match="variant 'int4'"):
     shipped.model_path("int4")
+
+
+def test_only_a_model_that_beats_the_template_hand_is_installed():
+  template = {"pa_mpjpe": 15.7, "mpjpe": 59.5}
+  losing = {"checkpoint": {"pa_mpjpe": 19.3, "mpjpe": 157.4}, "template hand": template}
+  with pytest.raises(shipped.InputError, match=r"not installed: the model does not beat the "
+                     r"template hand on PA-MPJPE and MPJPE \(PA-MPJPE 19\.3 vs 15\.7 mm"):
+    pretrain.check_installable(losing)
+  pretrain.check_installable(losing, force=True)
+  half = {"checkpoint": {"pa_mpjpe": 14.0, "mpjpe": 60.0}, "template hand": template}
+  with pytest.raises(shipped.InputError, match="template hand on MPJPE "):
+    pretrain.check_installable(half)
+  pretrain.check_installable({"checkpoint": {"pa_mpjpe": 14.0, "mpjpe": 50.0},
+                              "template hand": template})
