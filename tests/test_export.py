@@ -519,6 +519,34 @@ def test_the_readme_api_example_runs_without_tensorflow(exported, tmp_path):
   assert overlay.shape == image.shape and np.any(overlay[..., ::-1] != image)
 
 
+def test_photo_measure_finds_each_hand_and_placement_lands_on_its_keypoints(exported,
+                                                                          tmp_path):
+  """`hand_tf.eval.photos` (real_images.py, model_card.py): every detected hand once, its
+  distances in 224 px crop pixels (a hand 1.6x the size in the photo counts the same),
+  the placed joints nearer the keypoints than the network's own camera puts them."""
+  from hand_images import palm_view
+
+  from hand_tf.api import HandReconstructor
+  from hand_tf.eval import photos
+  _, out, _ = exported
+  paths = []
+  for i, (zoom, centre) in enumerate(((1.0, None), (1.6, (150, 110)))):
+    image, _ = palm_view(zoom=zoom, centre=centre)
+    paths.append(str(tmp_path / f"hand{i}.png"))
+    cv2.imwrite(paths[-1], cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+  result = photos.measure(HandReconstructor.load(str(out / "s2hand_fp32.tflite")), paths,
+                          photos.SETTINGS[:2], log=lambda _: None)
+  assert result["hands"] == 2 and result["photos_with_hands"] == 2
+  placed, network = result["settings"]["placed"], result["settings"]["network"]
+  # PnP moves the (barely trained) network's hand onto the keypoints: nearer than its own
+  # camera puts it.
+  assert placed["joints_px"] < network["joints_px"], result
+  # Both palm views are the same hand in the same pose: in crop pixels its keypoints
+  # nearly coincide whatever the zoom, so the constant skeleton fits them well.
+  assert result["constant_px"] < 10, result
+  assert len(result["overlays"]) == 2
+
+
 def test_mobile_pipeline_keeps_the_last_box_when_detection_fails(exported):
   """As MediaPipe's tracker does: a frame where the detector sees no hand is cropped
   where the hand last was, and only detected frames are placed on keypoints."""
