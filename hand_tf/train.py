@@ -41,7 +41,8 @@ DECAY_EVERY = flags.DEFINE_integer("decay_every", None,
                                    "Epochs between learning-rate drops (default: the paper's).")
 DECAY_FACTOR = flags.DEFINE_float("decay_factor", None, "Learning-rate drop factor.")
 INIT_FROM = flags.DEFINE_string("init_from", None,
-                                "Checkpoint whose network weights start a single stage.")
+                                "Checkpoint (prefix or run folder) whose network weights "
+                                "start a single stage.")
 SAVE_EVERY = flags.DEFINE_integer("save_every_steps", 0,
                                   "Also checkpoint every N steps (0: epoch ends only).")
 IMAGE_EVERY = flags.DEFINE_integer("image_every_epochs", 1,
@@ -133,6 +134,7 @@ def main(argv):
   from hand_tf.data import pipeline
   from hand_tf.io import InputError
   from hand_tf.model.s2hand import ModelConfig
+  from hand_tf.predictors import resolve_checkpoint
   from hand_tf.training import loop
   from hand_tf.training.objective import ObjectiveConfig
   from hand_tf.training.trainer import Trainer, TrainerConfig, check_jit_compile
@@ -144,6 +146,8 @@ def main(argv):
     tf.keras.mixed_precision.set_global_policy("mixed_float16")
   try:
     records = _records()
+    # A run folder works as well as a checkpoint prefix (its newest stage's checkpoint).
+    init_from = resolve_checkpoint(INIT_FROM.value) if INIT_FROM.value else None
   except InputError as e:
     raise app.UsageError(str(e)) from e
   if len(records) < BATCH.value:
@@ -193,7 +197,7 @@ def main(argv):
   plans = loop.plan_stages(STAGE.value, OUT_DIR.value, EPOCHS.value, DECAY_EVERY.value,
                            DECAY_FACTOR.value)
   try:
-    previous = loop.run_schedule(plans, build_trainer, train, INIT_FROM.value, announce)
+    previous = loop.run_schedule(plans, build_trainer, train, init_from, announce)
   except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
     if STRATEGY.value != "multi_worker":
       raise

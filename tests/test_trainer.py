@@ -155,6 +155,12 @@ def test_train_cli_errors_name_the_problem(tmp_path, synthetic_dataset):
   assert result.returncode != 0 and result.stderr.strip().splitlines() == [
       f"error: {tmp_path / 'nowhere'}: FreiHAND folder not found (see --help)"]
   assert result.returncode == 2
+  # A missing --init_from: one line before any model is built (a run folder or a
+  # checkpoint prefix is what it takes).
+  result = _train_cli("--data_dir", str(root), "--stage", "3d", "--init_from",
+                      str(tmp_path / "no_run"), "--out_dir", str(tmp_path / "run"))
+  assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+      f"error: {tmp_path / 'no_run'}: checkpoint not found (no no_run.index) (see --help)"]
   # What the reader says of other bad data (the CLI prints it the same way).
   from hand_tf.io import InputError
   empty = tmp_path / "empty.json"
