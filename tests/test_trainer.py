@@ -219,10 +219,11 @@ def test_mirrored_strategy_matches_one_device(tmp_path, batch, single_device_run
   ours = np.concatenate([(a - b).ravel() for a, b in
                          zip(trainer.training_model.get_weights(), initial)])
   reference = np.concatenate([(a - b).ravel() for a, b in zip(single_after, initial)])
-  # The update (lr sign(g) where g is not tiny): measured up to 2.01% apart, the same
-  # sign-flip noise; an update applied twice is 100% apart (Adam's update does not scale
-  # with the gradient: the moments above are what catch a summed gradient).
-  assert np.linalg.norm(ours - reference) < 0.05 * np.linalg.norm(reference)
+  # The update (lr sign(g) where g is not tiny): measured 2.0% and, in a fresh-clone
+  # run, 5.2% apart, the same sign-flip noise; an update applied twice or not at all is
+  # 100% apart (Adam's update does not scale with the gradient: the moments above are
+  # what catch a summed gradient).
+  assert np.linalg.norm(ours - reference) < 0.1 * np.linalg.norm(reference)
   # The NaN guard across replicas: a NaN in the second replica's images only; both
   # replicas skip (one applying alone would split their weights), statistics included.
   poisoned = dict(batch, image=tf.tensor_scatter_nd_update(batch["image"], [[3, 0, 0, 0]],
