@@ -95,12 +95,10 @@ def main(argv):
   print("ground truth's spread: "
         f"{next(iter(rows.values()))['ground_truth_spread_mm']:.1f} mm\n")
   if PHOTOS.value:
-    import glob
-
     from hand_tf.api import HandReconstructor
     from hand_tf.eval import photos
-    paths = sorted(p for p in glob.glob(os.path.join(PHOTOS.value, "*"))
-                   if p.lower().endswith((".jpg", ".jpeg", ".png")))
+    from hand_tf.inputs import image_paths
+    paths = image_paths([PHOTOS.value])
     card["photos"] = {}
     print(f"## Photos ({len(paths)} in {PHOTOS.value}; pixels of a 224 px crop)\n")
     print("| model | hands | network's camera px | placed px | constant skeleton px | "

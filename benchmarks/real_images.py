@@ -16,9 +16,6 @@ projected joints across hands (0 for a constant hand), and milliseconds per hand
 photo; refined unless --norefine).
 """
 
-import glob
-import os
-
 from absl import flags
 
 from hand_tf import startup
@@ -34,11 +31,8 @@ def main(argv):
   del argv
   from hand_tf.api import HandReconstructor
   from hand_tf.eval import photos
-
-  paths = sorted(p for p in glob.glob(os.path.join(IMAGES.value, "*"))
-                 if p.lower().endswith((".jpg", ".jpeg", ".png")))
-  if not paths:
-    raise SystemExit(f"error: {IMAGES.value}: no .jpg/.png photos")
+  from hand_tf.inputs import image_paths
+  paths = image_paths([IMAGES.value])  # InputError (one line) if it holds no image
   reconstructor = HandReconstructor.load(MODEL.value)
   try:
     result = photos.measure(reconstructor, paths,

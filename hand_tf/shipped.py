@@ -60,8 +60,3 @@ def check_folder(folder: str) -> None:
     except ValueError as e:
       raise InputError(f"{os.path.join(folder, name)}: not JSON ({e})") from e
 
-
-def model_card(folder: Optional[str] = None) -> dict:
-  """The shipped model's recipe and held-out metrics (`metrics.json` of the recipe)."""
-  with open(os.path.join(folder or FOLDER, "metrics.json")) as f:
-    return json.load(f)
