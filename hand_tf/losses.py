@@ -152,6 +152,22 @@ def skeleton_loss(pose):
   return tf.reduce_mean(excess * tf.constant(constants.POSE_BOUND_COMPONENT_WEIGHTS))
 
 
+def facing_loss(rotation, target, weight):
+  """How far the hand's global rotation is turned from a target rotation, in [0, 1].
+
+  Args:
+    rotation: [B, 3, 3] the predicted hand's rotation (camera from the hand model's frame).
+    target: [B, 3, 3] the target rotation, same frames.
+    weight: [B] per-sample weight (0: no target).
+
+  Returns:
+    Scalar: sum w (1 - cos angle) / 2 / sum w, from the chordal distance |R - T|_F^2 / 8
+    (its gradient is largest at 90 degrees, where a hand is turned half the wrong way).
+  """
+  chordal = tf.reduce_sum(tf.square(rotation - target), axis=[-2, -1]) / 8.0
+  return batch_weighted_mean(tf.reduce_sum(weight * chordal), tf.reduce_sum(weight))
+
+
 def photometric_weight(confidence):
   """Per-sample weight of the appearance terms: mean confidence, 0 if any joint <= 0.1."""
   return tf.where(tf.reduce_min(confidence, axis=-1) > 0.1,

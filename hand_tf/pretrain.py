@@ -60,6 +60,9 @@ class Recipe:
   # The 2D branch trains only; at 128 px its 32x32 heatmaps need no paper-wide hourglass.
   hourglass_features: int = 64
   hourglass_stacks: int = 1
+  # The facing term (hand_tf.training.facing): without it the hands' rotation did not
+  # learn on these freely turned views.
+  facing_weight: float = 1e-2
   seed: int = 0
   save_every_steps: int = 100
   num_calibration: int = 64
@@ -78,7 +81,8 @@ def train_args(recipe: Recipe, data: str, run_dir: str, scale_target_m: float):
           "--epochs", recipe.epochs, "--batch_size", recipe.batch_size,
           "--learning_rate", recipe.learning_rate, "--image_size", recipe.image_size,
           "--hourglass_features", recipe.hourglass_features,
-          "--hourglass_stacks", recipe.hourglass_stacks, "--seed", recipe.seed,
+          "--hourglass_stacks", recipe.hourglass_stacks, "--w_facing", recipe.facing_weight,
+          "--seed", recipe.seed,
           "--save_every_steps", recipe.save_every_steps, "--image_every_epochs", 4,
           "--scale_target_m", f"{scale_target_m:.5f}", "--out_dir", run_dir]
 

@@ -84,6 +84,10 @@ FROM_IMAGE = flags.DEFINE_bool(
     "(docs/experiments.md).")
 HG_FEATURES = flags.DEFINE_integer("hourglass_features", 256, "2D branch width.")
 HG_STACKS = flags.DEFINE_integer("hourglass_stacks", 2, "2D branch hourglass stacks.")
+ROTATION = flags.DEFINE_enum(
+    "rotation", "6d", ["6d", "axis_angle"],
+    "What the rotation head predicts: 6d (continuous; the default) or S2HAND's axis-angle "
+    "(runs trained before the 6D head resume with it).")
 for _name in LossWeights.__dataclass_fields__:
   flags.DEFINE_float(f"w_{_name}", None, f"Weight of the {_name} loss (default: paper's).")
 
@@ -167,7 +171,8 @@ def main(argv):
                              hourglass_stacks=HG_STACKS.value,
                              sync_batch_norm=SYNC_BN.value,
                              drop_connect_rate=DROP_CONNECT.value,
-                             translation_from_image=FROM_IMAGE.value)
+                             translation_from_image=FROM_IMAGE.value,
+                             rotation_representation=ROTATION.value)
   augment = pipeline.AugmentConfig() if AUGMENT.value else None
 
   def build_trainer(plan):

@@ -155,10 +155,15 @@ def test_every_loss_reaches_the_network():
   laplacian = losses.uniform_laplacian(faces, 778)
   encoder_vars = training.get_layer("encoder_lite0").trainable_variables
   branch_vars = training.get_layer("keypoint_branch").trainable_variables
+  from hand_tf.training import facing
+  from hand_tf.training.trainer import mean_joints
+  facing_target = facing.facing_targets(detected, conf, k,
+                                        mean_joints(inference.get_layer("place_hand").mano))
   terms = {
       "joint_location": lambda o, r: losses.joint_location_loss(o["joints2d"], detected, conf),
       "bone_direction": lambda o, r: losses.bone_direction_loss(o["joints2d"], detected, conf),
       "apparent_size": lambda o, r: losses.apparent_size_loss(o["joints2d"], detected, conf),
+      "facing": lambda o, r: losses.facing_loss(o["hand_rotation"], *facing_target),
       "keypoint_branch": lambda o, r: losses.keypoint_branch_loss(
           [o["keypoints2d_stack0"], o["keypoints2d_stack1"]], detected, conf),
       "consistency": lambda o, r: losses.consistency_loss(o["keypoints2d_stack1"],
@@ -199,7 +204,7 @@ def test_every_loss_reaches_the_network():
 def test_2d_terms_measure_pixels_of_the_paper_crop_whatever_the_input_size():
   from hand_tf.training.objective import Objective, ObjectiveConfig
   faces = np.zeros((1, 3), np.int32)
-  others = ("apparent_size", "scale", "shape", "skeleton", "laplacian")
+  others = ("apparent_size", "facing", "scale", "shape", "skeleton", "laplacian")
   objective = Objective(faces, ObjectiveConfig(stage="3d", appearance=False, disabled=others))
   detected = _keypoints(1) / 224.0
   predicted = _keypoints(2) / 224.0
@@ -223,8 +228,8 @@ def test_2d_terms_measure_pixels_of_the_paper_crop_whatever_the_input_size():
   per_sample = tf.norm(joints[:, a] - joints[:, b], axis=-1)
   own = Objective(faces, ObjectiveConfig(
       stage="3d", appearance=False, scale_target_m=length,
-      disabled=("joint_location", "bone_direction", "apparent_size", "shape", "skeleton",
-                "laplacian")))
+      disabled=("joint_location", "bone_direction", "apparent_size", "facing", "shape",
+                "skeleton", "laplacian")))
   value = own({"joints3d": joints, "joints2d": predicted}, {"image": tf.zeros([2, 8, 8, 3]),
                                       "keypoints": detected, "confidence": confidence})
   np.testing.assert_allclose(value["scale"], tf.reduce_mean(tf.abs(per_sample - length)),
@@ -311,7 +316,7 @@ def test_the_total_is_each_term_times_its_own_weight():
                                 scale=5.0)
   objective = Objective(np.zeros((1, 3), np.int32), ObjectiveConfig(
       stage="3d", appearance=False, weights=weights,
-      disabled=("apparent_size", "shape", "skeleton", "laplacian")))
+      disabled=("apparent_size", "facing", "shape", "skeleton", "laplacian")))
   assert set(objective.terms) == {"joint_location", "bone_direction", "scale"}
   joints = tf.constant(np.random.default_rng(4).normal(0, 0.03, (2, 21, 3)), tf.float32)
   values = objective({"joints2d": _keypoints(2), "joints3d": joints},

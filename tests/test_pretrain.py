@@ -15,6 +15,7 @@ def test_the_recipe_trains_from_mediapipe_detections_with_the_stagewise_schedule
   assert args[args.index("--stage") + 1] == "all"
   assert int(args[args.index("--image_size") + 1]) >= 128
   assert "--mode" not in args and "--no_appearance" not in args  # SSL, every loss
+  assert float(args[args.index("--w_facing") + 1]) > 0  # the rotation learns with it only
 
 
 def test_the_log_keeps_each_progress_bar_once_in_its_last_state(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from hand_tf.model import rotation
 from mano_tf import constants
 
 # Skin mean colour the texture head predicts offsets from (S2HAND's code).
@@ -40,9 +41,10 @@ class GeometryHead(keras.layers.Layer):
   layer), so the first prediction is a mean hand 65 cm in front of the camera.
   """
 
-  def __init__(self, ncomps: int = 30, **kwargs):
+  def __init__(self, ncomps: int = 30, rotation_representation: str = "axis_angle", **kwargs):
     super().__init__(**kwargs)
     self.ncomps = ncomps
+    self.rotation_representation = rotation_representation
     bn = dict(momentum=0.9, epsilon=1e-5)  # PyTorch BatchNorm1d defaults
     self.trunk = keras.Sequential([
         keras.layers.Dense(1024, name="fc1"), keras.layers.BatchNormalization(**bn),
@@ -51,7 +53,10 @@ class GeometryHead(keras.layers.Layer):
     self.pose_head = _mlp("pose", [128, ncomps])
     self.shape_head = _mlp("shape", [128, constants.NUM_BETAS])
     self.translation_head = _mlp("translation", [128, 32, 3], (0.0, 0.0, 0.65), True)
-    self.rotation_head = _mlp("rotation", [128, 32, 3])
+    # A 6D head starts at the identity (no turn from the root), as axis-angle's zero.
+    identity = rotation.IDENTITY[rotation_representation]
+    width = rotation.REPRESENTATIONS[rotation_representation]
+    self.rotation_head = _mlp("rotation", [128, 32, width], identity, identity is not None)
     self.scale_head = _mlp("scale", [128, 32, 1], 0.95, True)
 
   def build(self, input_shape):
@@ -70,7 +75,8 @@ class GeometryHead(keras.layers.Layer):
     return {k: keras.ops.cast(v, "float32") for k, v in outputs.items()}
 
   def get_config(self):
-    return {**super().get_config(), "ncomps": self.ncomps}
+    return {**super().get_config(), "ncomps": self.ncomps,
+            "rotation_representation": self.rotation_representation}
 
 
 @keras.saving.register_keras_serializable(package="hand_tf")

@@ -22,6 +22,7 @@ import tensorflow as tf
 from hand_tf import io
 from hand_tf.camera import DEFAULT_FOCAL_PER_SIDE
 from hand_tf.contract import HAND_MODEL_FILE
+from hand_tf.model import rotation
 from hand_tf.model.encoder import build_encoder
 from hand_tf.model.heads import GeometryHead, TextureLightHead
 from hand_tf.model.hourglass import build_keypoint_branch
@@ -40,8 +41,9 @@ MODEL_CONFIG_FILE = "model_config.json"
 class PlaceHand(keras.layers.Layer):
   """MANO parameters + camera -> posed hand in the camera frame, and its projection.
 
-  As in S2HAND: MANO's own root rotation is fixed to (pi, 0, 0); the predicted axis-angle
-  rotation turns the posed hand about the MANO origin; then
+  As in S2HAND: MANO's own root rotation is fixed to (pi, 0, 0); the predicted rotation
+  (`rotation_representation`: '6d' or S2HAND's 'axis_angle', see hand_tf.model.rotation)
+  turns the posed hand about the MANO origin; then
   points = translation + |scale| * rotated points.  Units: meters; K in pixels.  Given
   `image_size`, the head's translation is taken about the ray through the crop's centre
   (`_from_crop_centre`), so that a crop cut anywhere in a photo puts its hand inside it.
@@ -57,7 +59,8 @@ class PlaceHand(keras.layers.Layer):
 
   def __init__(self, mano_model_path: Optional[str] = None, ncomps: int = 30,
                use_mean_shape: bool = False, translation_from_image: bool = False,
-               image_size: Optional[int] = None, **kwargs):
+               image_size: Optional[int] = None, rotation_representation: str = "axis_angle",
+               **kwargs):
     kwargs.setdefault("dtype", "float32")
     super().__init__(**kwargs)
     self.mano_model_path = mano_model_path
@@ -67,16 +70,19 @@ class PlaceHand(keras.layers.Layer):
       raise ValueError("translation_from_image needs the input image_size")
     self.translation_from_image = translation_from_image
     self.image_size = image_size
+    rotation.to_matrix(tf.zeros([rotation.REPRESENTATIONS.get(rotation_representation, 3)]),
+                       rotation_representation)  # an unknown name fails here, not in call
+    self.rotation_representation = rotation_representation
     self.mano = ManoLayer(model_path=mano_model_path, use_pca=True, ncomps=ncomps,
                           flat_hand_mean=False, name="mano")
 
-  def call(self, pose_coeffs, shape, rotation, translation, scale, intrinsics):
+  def call(self, pose_coeffs, shape, turn, translation, scale, intrinsics):
     batch = tf.shape(pose_coeffs)[0]
     root = tf.broadcast_to(tf.constant(constants.S2HAND_ROOT_ROTATION, tf.float32), [batch, 3])
     pose = tf.concat([root, tf.cast(pose_coeffs, tf.float32)], axis=-1)
     betas = tf.zeros_like(shape) if self.use_mean_shape else shape
     vertices, joints = self.mano(pose, betas)
-    rotation_matrix = lbs.axis_angle_to_matrix(tf.cast(rotation, tf.float32))
+    rotation_matrix = rotation.to_matrix(tf.cast(turn, tf.float32), self.rotation_representation)
     magnitude = tf.abs(tf.cast(scale, tf.float32))[:, :, None]
     translation = tf.cast(translation, tf.float32)
     if self.translation_from_image:
@@ -88,7 +94,12 @@ class PlaceHand(keras.layers.Layer):
     vertices, joints = place(vertices), place(joints)
     return {"vertices": vertices, "joints3d": joints,
             "joints2d": camera.project(joints, intrinsics),
-            "pose": self.mano.axis_angle_pose(pose), "translation": translation}
+            "pose": self.mano.axis_angle_pose(pose), "translation": translation,
+            "rotation": (turn if self.rotation_representation == "axis_angle"
+                         else rotation.axis_angle_from_matrix(rotation_matrix)),
+            # The whole hand's rotation (camera from the hand model's frame): the root's,
+            # then the predicted one.
+            "hand_rotation": tf.matmul(rotation_matrix, lbs.axis_angle_to_matrix(root[:1]))}
 
   def _camera_translation(self, crop_translation, intrinsics):
     """[B, 3] (a, b, d) of the crop -> [B, 3] camera-frame translation, meters."""
@@ -116,7 +127,8 @@ class PlaceHand(keras.layers.Layer):
     return {**super().get_config(), "mano_model_path": self.mano_model_path,
             "ncomps": self.ncomps, "use_mean_shape": self.use_mean_shape,
             "translation_from_image": self.translation_from_image,
-            "image_size": self.image_size}
+            "image_size": self.image_size,
+            "rotation_representation": self.rotation_representation}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +150,8 @@ class ModelConfig:
   # Batch-norm statistics over the global batch rather than each replica's share (for
   # small per-GPU batches; costs an all-reduce per layer).
   sync_batch_norm: bool = False
+  # The rotation head's output (hand_tf.model.rotation): '6d', or 'axis_angle' as S2HAND.
+  rotation_representation: str = "6d"
 
   def to_json(self) -> dict:
     return dataclasses.asdict(self)
@@ -147,7 +161,8 @@ class ModelConfig:
     unknown = set(value) - {f.name for f in dataclasses.fields(cls)}
     if unknown:
       raise ValueError(f"unknown model config fields {sorted(unknown)}")
-    return cls(**value)
+    # Runs from before the 6D rotation predicted axis-angle.
+    return cls(**{"rotation_representation": "axis_angle", **value})
 
 
 # Fields that only set where training starts or how it runs, not what the checkpoint
@@ -225,18 +240,21 @@ def build_models(config: ModelConfig = ModelConfig()):
   encoder = build_encoder(config.backbone, config.encoder_weights, size,
                           config.drop_connect_rate)
   global_feature, low_level = encoder(image)
-  params = GeometryHead(config.ncomps, name="geometry_head")(global_feature)
+  params = GeometryHead(config.ncomps, config.rotation_representation,
+                        name="geometry_head")(global_feature)
   num_texels = constants.NUM_FACES if config.texture_per_face else constants.NUM_VERTICES
   appearance = TextureLightHead(num_texels, name="texture_light_head")(low_level)
   place_hand = PlaceHand(config.mano_model_path, config.ncomps, config.use_mean_shape,
-                         config.translation_from_image, size, name="place_hand")
+                         config.translation_from_image, size,
+                         config.rotation_representation, name="place_hand")
   hand = place_hand(params["pose_coeffs"], params["shape"], params["rotation"],
                     params["translation"], params["scale"], intrinsics)
   outputs = {
       "vertices": hand["vertices"], "joints3d": hand["joints3d"],
       "joints2d": hand["joints2d"], "pose": hand["pose"],
       "pose_coeffs": params["pose_coeffs"], "shape": params["shape"],
-      "scale": params["scale"], "rotation": params["rotation"],
+      "scale": params["scale"], "rotation": hand["rotation"],
+      "hand_rotation": hand["hand_rotation"],
       "translation": hand["translation"],
       "texture": appearance["texture"], "lighting": appearance["lighting"],
   }

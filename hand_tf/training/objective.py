@@ -16,11 +16,12 @@ import tensorflow as tf
 
 from hand_tf import contract, losses
 from hand_tf.rendering import camera, renderer
+from hand_tf.training import facing
 from hand_tf.training.settings import MODES, STAGES, LossWeights
 from mano_tf import constants
 
-_3D_TERMS = ("joint_location", "bone_direction", "apparent_size", "scale", "shape", "skeleton",
-             "laplacian", "photometric", "mean_color", "texture_regularization", "ssim")
+_3D_TERMS = ("joint_location", "bone_direction", "apparent_size", "facing", "scale", "shape",
+             "skeleton", "laplacian", "photometric", "mean_color", "texture_regularization", "ssim")
 _APPEARANCE = ("photometric", "mean_color", "texture_regularization", "ssim")
 
 
@@ -69,9 +70,12 @@ class Objective:
   Attributes:
     faces: [F, 3] mesh faces (for rendering and the Laplacian).
     config: the terms and their weights.
+    mean_joints: [21, 3] the hand model's mean hand (zero pose and shape), meters: what
+      the facing term fits to the keypoints.
   """
   faces: np.ndarray
   config: ObjectiveConfig = ObjectiveConfig()
+  mean_joints: Optional[np.ndarray] = None
 
   @property
   def terms(self):
@@ -109,6 +113,12 @@ class Objective:
       elif term == "apparent_size":
         placed = _placement_only_joints2d(outputs, batch["intrinsics"]) * to_reference
         value = losses.apparent_size_loss(placed, detected, confidence)
+      elif term == "facing":
+        if self.mean_joints is None:
+          raise ValueError("the facing term needs the mean hand's joints (Objective.mean_joints)")
+        target, weight = facing.facing_targets(batch["keypoints"], confidence,
+                                               batch["intrinsics"], self.mean_joints)
+        value = losses.facing_loss(outputs["hand_rotation"], target, weight)
       elif term == "keypoint_branch":
         value = losses.keypoint_branch_loss(stacks, detected, confidence)
       elif term == "consistency":

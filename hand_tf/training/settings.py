@@ -44,6 +44,9 @@ class LossWeights:
   # shrink that became depth error (demo configuration: MPJPE 984 -> 82 mm; see
   # hand_tf.losses.apparent_size_loss and README "Training").
   apparent_size: float = 1e-3
+  # Not in the paper either: the hand's rotation towards the mean hand's PnP fit to the
+  # detections, so that it turns the right way round (hand_tf.training.facing).
+  facing: float = 1e-2
   joint_3d: float = 100.0        # FSL only
   joint_3d_root_relative: float = 100.0  # FSL only
 
