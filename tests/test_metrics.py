@@ -83,3 +83,20 @@ def test_bad_shapes_and_nan_are_refused():
   bad[0, 0, 0] = np.nan
   with pytest.raises(ValueError, match="NaN"):
     metrics.procrustes_align(gt, bad)
+
+
+def test_palm_turn_sees_the_rotation_alignment_hides():
+  """A hand turned about an axis in its palm (wrist to index knuckle): PA-MPJPE 0 at
+  every turn, the palm turn the angle itself (180: the wrong way round)."""
+  gt = _hands()
+  for degrees in (0.0, 30.0, 120.0, 180.0):
+    turned = []
+    for hand in gt:
+      axis = hand[5] - hand[0]
+      turned.append((hand - hand[0]) @ _rotation(axis, np.radians(degrees)).T + hand[0])
+    turned = np.stack(turned)
+    np.testing.assert_allclose(metrics.palm_turn_degrees(gt, turned), degrees, atol=1e-4)
+    result = metrics.hand_metrics(gt, turned)
+    assert result["pa_mpjpe"] == pytest.approx(0.0, abs=1e-4)
+    assert result["palm_turn_deg"] == pytest.approx(degrees, abs=1e-4)
+    assert result["turned_round"] == (1.0 if degrees > 90 else 0.0)

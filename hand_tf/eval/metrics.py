@@ -93,6 +93,27 @@ def f_score(ground_truth: np.ndarray, prediction: np.ndarray, threshold: float) 
   return float(np.mean(scores))
 
 
+# The palm's plane: wrist, index and little-finger knuckles (FreiHAND order).
+_PALM = (0, 5, 17)
+
+
+def palm_turn_degrees(gt_joints: np.ndarray, pred_joints: np.ndarray) -> np.ndarray:
+  """[N] angle between the predicted and the true palm normal, degrees: how far a hand is
+  turned from the truth (180: the wrong way round, back for palm).  Procrustes alignment
+  hides exactly this, so PA-MPJPE alone cannot show it.
+
+  Args:
+    gt_joints, pred_joints: `[N, 21, 3]` camera frame (any units).
+  """
+  def normal(joints):
+    wrist, index, little = (np.asarray(joints)[:, i] for i in _PALM)
+    n = np.cross(index - wrist, little - wrist)
+    return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
+
+  cosine = np.sum(normal(gt_joints) * normal(pred_joints), axis=-1)
+  return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+
+
 def hand_metrics(gt_joints: np.ndarray, pred_joints: np.ndarray,
                  gt_vertices: Optional[np.ndarray] = None,
                  pred_vertices: Optional[np.ndarray] = None,
@@ -108,7 +129,8 @@ def hand_metrics(gt_joints: np.ndarray, pred_joints: np.ndarray,
   Returns:
     mpjpe, rr_mpjpe (root-relative: wrist subtracted), pa_mpjpe and their AUCs; with
     meshes mpvpe, rr_mpvpe (wrist subtracted), pa_mpvpe, auc_pa_mpvpe, f5, f15 (aligned)
-    and f5_camera, f15_camera; with 2D mpjpe_2d_px.
+    and f5_camera, f15_camera; with 2D mpjpe_2d_px; palm_turn_deg (median of
+    `palm_turn_degrees`) and turned_round (the fraction turned more than 90 degrees).
   """
   out = {}
   root = slice(0, 1)  # the wrist, keypoint 0
@@ -118,6 +140,9 @@ def hand_metrics(gt_joints: np.ndarray, pred_joints: np.ndarray,
   for name, e in (("mpjpe", errors), ("rr_mpjpe", rr_errors), ("pa_mpjpe", pa_errors)):
     out[name] = 1000 * mean_error(e)
     out[f"auc_{name}"] = area_under_curve(e)
+  turn = palm_turn_degrees(gt_joints, pred_joints)
+  out["palm_turn_deg"] = float(np.median(turn))
+  out["turned_round"] = float(np.mean(turn > 90.0))
   if gt_vertices is not None and pred_vertices is not None:
     aligned = procrustes_align(gt_vertices, pred_vertices)
     v_errors = point_errors(gt_vertices, pred_vertices)

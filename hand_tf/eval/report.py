@@ -23,7 +23,8 @@ PAPER_COLUMNS = (("pa_mpjpe", "PA-MPJPE mm", "{:.1f}"), ("auc_pa_mpjpe", "AUC_J"
                  ("pa_mpvpe", "PA-MPVPE mm", "{:.1f}"), ("auc_pa_mpvpe", "AUC_V", "{:.3f}"),
                  ("f5", "F@5", "{:.3f}"), ("f15", "F@15", "{:.3f}"),
                  ("mpjpe", "MPJPE mm", "{:.1f}"), ("mpvpe", "MPVPE mm", "{:.1f}"),
-                 ("spread_mm", "spread mm", "{:.1f}"))
+                 ("spread_mm", "spread mm", "{:.1f}"),
+                 ("palm_turn_deg", "palm turn", "{:.0f} deg"))
 
 
 def prediction_spread(joints3d: np.ndarray) -> float:
