@@ -62,7 +62,7 @@ class Recipe:
   hourglass_stacks: int = 1
   # The facing term (hand_tf.training.facing): without it the hands' rotation did not
   # learn on these freely turned views.
-  facing_weight: float = 1e-2
+  facing_weight: float = 0.1
   seed: int = 0
   save_every_steps: int = 100
   num_calibration: int = 64
