@@ -2,9 +2,10 @@
 
 S2HAND's head predicts an axis-angle offset from a fixed root rotation.  Axis-angle
 wraps around at 180 degrees (a turn of +pi and one of -pi about the same axis are the
-same rotation), so a network regressing it cannot be continuous for views more than
-about 120 degrees from the root: on the recipe's photographed-like renders 54% of the
-needed offsets are, and the network turned hands the wrong way round as often as not.
+same rotation), so a network regressing it has to jump somewhere near 180 degrees from
+the root, and views near there are hard to learn: on the recipe's photographed-like
+renders 54% of the needed turns exceed 120 degrees (16% exceed 150), and the network
+with this head turned hands the wrong way round as often as not.
 The 6D representation (the first two columns of the matrix, orthonormalised; Zhou et
 al., "On the Continuity of Rotation Representations in Neural Networks", CVPR 2019) is
 continuous everywhere; it is the default for new models, axis-angle stays for runs
