@@ -7,10 +7,10 @@ import tensorflow as tf
 
 from hand_tf import camera, losses
 from hand_tf.data import pipeline
+from hand_tf.eval.template import mean_hand_of
 from hand_tf.model import rotation
 from hand_tf.model.s2hand import PlaceHand
 from hand_tf.training import facing
-from hand_tf.training.trainer import mean_joints
 from mano_tf import constants, lbs
 
 SIZE = 128
@@ -25,7 +25,7 @@ def _place(representation, turn, rng):
   hand = layer(pose, np.zeros((N, constants.NUM_BETAS), np.float32), turn,
                np.tile([[0.0, 0.0, 0.4]], (N, 1)).astype(np.float32),
                np.ones((N, 1), np.float32), intrinsics)
-  return hand, intrinsics, mean_joints(layer.mano)
+  return hand, intrinsics, mean_hand_of(layer.mano)[1]
 
 
 @pytest.fixture(scope="module")

@@ -155,10 +155,10 @@ def test_every_loss_reaches_the_network():
   laplacian = losses.uniform_laplacian(faces, 778)
   encoder_vars = training.get_layer("encoder_lite0").trainable_variables
   branch_vars = training.get_layer("keypoint_branch").trainable_variables
+  from hand_tf.eval.template import mean_hand_of
   from hand_tf.training import facing
-  from hand_tf.training.trainer import mean_joints
   facing_target = facing.facing_targets(detected, conf, k,
-                                        mean_joints(inference.get_layer("place_hand").mano))
+                                        mean_hand_of(inference.get_layer("place_hand").mano)[1])
   terms = {
       "joint_location": lambda o, r: losses.joint_location_loss(o["joints2d"], detected, conf),
       "bone_direction": lambda o, r: losses.bone_direction_loss(o["joints2d"], detected, conf),

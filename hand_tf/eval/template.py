@@ -20,11 +20,16 @@ from mano_tf import constants
 def mean_hand(mano_model_path: Optional[str] = None):
   """(vertices [778, 3], joints [21, 3]) of the mean hand in MANO's frame, meters."""
   from mano_tf.layer import ManoLayer
-  layer = ManoLayer(model_path=mano_model_path, use_pca=True, ncomps=constants.NUM_PCA_COMPONENTS,
-                    flat_hand_mean=False)
-  pose = np.zeros((1, 3 + constants.NUM_PCA_COMPONENTS), np.float32)
+  return mean_hand_of(ManoLayer(model_path=mano_model_path, use_pca=True,
+                                ncomps=constants.NUM_PCA_COMPONENTS, flat_hand_mean=False))
+
+
+def mean_hand_of(layer):
+  """(vertices [778, 3], joints [21, 3]) of a PCA `ManoLayer` with MANO's mean pose
+  (`flat_hand_mean=False`) at zero coefficients, shape and root rotation, meters."""
+  pose = np.zeros((1, 3 + layer.ncomps), np.float32)
   vertices, joints = layer(pose, np.zeros((1, constants.NUM_BETAS), np.float32))
-  return vertices.numpy()[0], joints.numpy()[0]
+  return np.asarray(vertices)[0], np.asarray(joints)[0]
 
 
 def scale_bone_length(mano_model_path: Optional[str] = None) -> float:

@@ -49,14 +49,19 @@ def cross(a, b):
   return tf.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], axis=-1)
 
 
+def check_representation(representation: str) -> None:
+  """ValueError unless `representation` is one of REPRESENTATIONS."""
+  if representation not in REPRESENTATIONS:
+    raise ValueError(f"rotation representation must be one of {tuple(REPRESENTATIONS)}, "
+                     f"got {representation!r}")
+
+
 def to_matrix(rotation, representation: str):
   """`[A1, ..., An, 3 or 6]` in `representation` -> `[A1, ..., An, 3, 3]` matrices."""
+  check_representation(representation)
   if representation == "6d":
     return matrix_from_6d(rotation)
-  if representation == "axis_angle":
-    return lbs.axis_angle_to_matrix(rotation)
-  raise ValueError(f"rotation representation must be one of {tuple(REPRESENTATIONS)}, "
-                   f"got {representation!r}")
+  return lbs.axis_angle_to_matrix(rotation)
 
 
 def axis_angle_from_matrix(matrix):

@@ -70,8 +70,7 @@ class PlaceHand(keras.layers.Layer):
       raise ValueError("translation_from_image needs the input image_size")
     self.translation_from_image = translation_from_image
     self.image_size = image_size
-    rotation.to_matrix(tf.zeros([rotation.REPRESENTATIONS.get(rotation_representation, 3)]),
-                       rotation_representation)  # an unknown name fails here, not in call
+    rotation.check_representation(rotation_representation)  # here, not at the first call
     self.rotation_representation = rotation_representation
     self.mano = ManoLayer(model_path=mano_model_path, use_pca=True, ncomps=ncomps,
                           flat_hand_mean=False, name="mano")

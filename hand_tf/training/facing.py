@@ -21,12 +21,13 @@ third is their cross product.
 
 import tensorflow as tf
 
+from hand_tf import camera
 from hand_tf.model import rotation
 
-# A hand needs this many keypoints at or above MIN_CONFIDENCE for a target: fewer leave
+# A hand needs this many keypoints at or above camera.MIN_CONFIDENCE (as the template's
+# PnP fit) for a target: fewer leave
 # the affine fit (8 unknowns) underdetermined or at the mercy of one wrong keypoint.
 MIN_KEYPOINTS = 8
-MIN_CONFIDENCE = 0.3  # as the template's PnP fit (hand_tf.camera.MIN_CONFIDENCE)
 
 
 def facing_targets(keypoints, confidence, intrinsics, joints):
@@ -52,7 +53,7 @@ def facing_targets(keypoints, confidence, intrinsics, joints):
                      f"{keypoints.shape} and {joints.shape}")
   homogeneous = tf.concat([keypoints, tf.ones_like(keypoints[..., :1])], axis=-1)
   normalised = tf.einsum("bij,bnj->bni", tf.linalg.inv(intrinsics), homogeneous)[..., :2]
-  kept = tf.where(confidence >= MIN_CONFIDENCE, confidence, 0.0)
+  kept = tf.where(confidence >= camera.MIN_CONFIDENCE, confidence, 0.0)
   weights = tf.cast(tf.reduce_sum(tf.cast(kept > 0, tf.int32), -1) >= MIN_KEYPOINTS,
                     tf.float32)
   w = kept / tf.maximum(tf.reduce_sum(kept, -1, keepdims=True), 1e-6)

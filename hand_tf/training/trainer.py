@@ -16,9 +16,9 @@ import tensorflow as tf
 from absl import logging
 
 from hand_tf import losses
+from hand_tf.eval.template import mean_hand_of
 from hand_tf.model.s2hand import ModelConfig, RunFolderMismatch, build_models, write_run_files
 from hand_tf.training.objective import Objective, ObjectiveConfig
-from mano_tf import constants
 
 
 @keras.saving.register_keras_serializable(package="hand_tf")
@@ -70,14 +70,6 @@ def check_jit_compile(jit_compile: bool, num_replicas: int) -> None:
                      "leave it out with --strategy mirrored or multi_worker")
 
 
-def mean_joints(mano) -> np.ndarray:
-  """[21, 3] the mean hand's joints (zero pose coefficients and shape, no root rotation)
-  of a `ManoLayer`, meters, in its frame."""
-  pose = np.zeros((1, 3 + mano.ncomps), np.float32)
-  _, joints = mano(pose, np.zeros((1, constants.NUM_BETAS), np.float32))
-  return np.asarray(joints)[0]
-
-
 class Trainer:
   """Builds models and optimizer under `strategy` and runs distributed train steps."""
 
@@ -103,7 +95,7 @@ class Trainer:
     objective = config.objective
     if config.jit_compile and objective.render_backend != "tf":
       objective = dataclasses.replace(objective, render_backend="tf")
-    self.objective = Objective(faces, objective, mean_joints=mean_joints(mano))
+    self.objective = Objective(faces, objective, mean_joints=mean_hand_of(mano)[1])
     self.laplacian = losses.uniform_laplacian(faces, 778)
     if config.jit_compile:
       self.laplacian = tf.sparse.to_dense(self.laplacian)
