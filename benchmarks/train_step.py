@@ -1,23 +1,26 @@
 """Training-step speed: images/s, and the share of step time in each part of the network.
 
   python benchmarks/train_step.py [--sizes 224,128] [--batch_size 16] [--repeats 3]
-      [--configs float32/256,mixed_bfloat16/256,float32/128,mixed_bfloat16/128]
+      [--configs float32/256,mixed_bfloat16/256,float32/64,float32/64/xla]
 
-For each size and each configuration (compute precision / 2D-branch hourglass features)
-prints the first step's time (tracing the step and setting its graph up: what every
-run, test and resume pays once), then times (forward + backward, after that warm-up)
-the full 'finetune' train step (every loss, rendering, the 2D branch) and, separately,
-each part on the same inputs: the EfficientNet encoder, the 2D branch (hourglass),
-MANO with the camera placement, the renderer, and the loss terms.  The remainder
-(heads, optimizer update) is printed as 'other'.  Ends with images/s per configuration
-as a ratio to the first one, measured in the same run.
+For each size and each configuration (compute precision / 2D-branch hourglass features,
+and '/xla' for the trainer's `jit_compile`: XLA compiles the forward and backward pass,
+and the renderer runs its TensorFlow backend) prints the first step's time (tracing the
+step and setting its graph up: what every run, test and resume pays once), then times
+(forward + backward, after that warm-up) the full 'finetune' train step (every loss,
+rendering, the 2D branch) and, separately, each part on the same inputs: the
+EfficientNet encoder, the 2D branch (hourglass), MANO with the camera placement, the
+renderer and the loss terms (uncompiled, with the step's rasterizer: under XLA they say
+where the work is, not what XLA makes of it).  The remainder (heads, optimizer update)
+is printed as 'other'.  Ends with images/s per configuration as a ratio to the first
+one, measured in the same run.
 """
 
 import time
 
 import numpy as np
 import tensorflow as tf
-from absl import flags
+from absl import app, flags
 
 from hand_tf import startup
 from hand_tf.model.s2hand import ModelConfig
@@ -32,7 +35,7 @@ REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repetitions (median).")
 BACKEND = flags.DEFINE_string("render_backend", "auto", "Rasterizer backend.")
 CONFIGS = flags.DEFINE_list(
     "configs", ["float32/256"],
-    "precision/hourglass_features per configuration; precision is a Keras policy "
+    "precision/hourglass_features[/xla] per configuration; precision is a Keras policy "
     "(float32, mixed_bfloat16, mixed_float16); the first is the reference of the ratios.")
 
 
@@ -71,7 +74,8 @@ def _batch(size, batch_size, seed=0):
   return next(iter(pipeline.make_dataset(records, batch_size, drop_remainder=True)))
 
 
-def benchmark(size, batch_size, repeats, backend, precision="float32", features=256):
+def benchmark(size, batch_size, repeats, backend, precision="float32", features=256,
+              xla=False):
   """Prints the step's figures; returns images/s."""
   import keras
   batch = _batch(size, batch_size)
@@ -81,15 +85,18 @@ def benchmark(size, batch_size, repeats, backend, precision="float32", features=
     trainer = Trainer(TrainerConfig(
         out_dir=tempfile.mkdtemp(prefix=f"train_step_bench_{size}_"),
         model=ModelConfig(image_size=size, hourglass_features=features),
-        objective=ObjectiveConfig(stage="finetune", render_backend=backend)))
+        objective=ObjectiveConfig(stage="finetune", render_backend=backend),
+        jit_compile=xla))
   finally:
     keras.mixed_precision.set_global_policy("float32")
   model = trainer.training_model
+  backend = trainer.objective.config.render_backend
   start = time.perf_counter()
   trainer.train_step(batch)
   first = time.perf_counter() - start
   full = _median_seconds(lambda: trainer.train_step(batch), repeats)
-  print(f"size {size}, batch {batch_size}, {precision}, hourglass {features} features: "
+  print(f"size {size}, batch {batch_size}, {precision}, hourglass {features} features"
+        f"{', XLA' if xla else ''}: "
         f"{full * 1000:.0f} ms/step, "
         f"{batch_size / full:.1f} images/s; first step {first:.1f} s (tracing and "
         f"graph set-up)", flush=True)
@@ -142,9 +149,11 @@ def main(argv):
   for size in SIZES.value:
     rates = {}
     for config in CONFIGS.value:
-      precision, features = config.split("/")
+      precision, features, *xla = config.split("/")
+      if xla not in ([], ["xla"]):
+        raise app.UsageError(f"--configs: {config!r} is not precision/features[/xla]")
       rates[config] = benchmark(int(size), BATCH.value, REPEATS.value, BACKEND.value,
-                                precision, int(features))
+                                precision, int(features), bool(xla))
     reference = rates[CONFIGS.value[0]]
     print(f"size {size}: images/s per configuration (x {CONFIGS.value[0]}, same run): "
           + ", ".join(f"{c} {r:.1f} ({r / reference:.2f}x)" for c, r in rates.items()),

@@ -31,30 +31,42 @@ def draw_mesh(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
   """
   canvas = image.copy()
   uv = project(vertices, intrinsics)
-  tri = vertices[faces]
-  normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+  # Per-face sums written out over the 3 corners: numpy's axis reductions and einsum on
+  # [F, 3, 3] arrays cost as much as all of OpenCV's filling at this size.
+  a, b, c = (vertices[faces[:, i]] for i in range(3))
+  normals = np.cross(b - a, c - a)
   normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
-  centers = tri.mean(axis=1)
-  visible = np.einsum("ij,ij->i", normals, centers) < 0  # facing the camera
+  centers = (a + b + c) / 3.0
+  facing = (normals * centers).sum(axis=1) < 0  # facing the camera
+  drawn = facing & (a[:, 2] > 1e-6) & (b[:, 2] > 1e-6) & (c[:, 2] > 1e-6)
+  order = np.flatnonzero(drawn)
+  order = order[np.argsort(-centers[order, 2])]  # far to near
   light = -np.asarray(light_dir, dtype=np.float64)
   light /= np.linalg.norm(light)
-  shade = 0.35 + 0.65 * np.clip(normals @ light, 0.0, 1.0)
+  shade = 0.35 + 0.65 * np.clip(normals[order] @ light, 0.0, 1.0)
   if vertex_colors is None:
-    face_colors = np.tile([0.87, 0.68, 0.58], (len(faces), 1))
+    face_colors = np.array([0.87, 0.68, 0.58])
   else:
-    face_colors = np.asarray(vertex_colors)[faces].mean(axis=1)
-  # Everything per face is computed at once; the loop only hands OpenCV its triangles
-  # (a face at a time: each has its own colour, and the painter's order must hold).
-  drawn = visible & np.all(tri[:, :, 2] > 1e-6, axis=1)
-  order = np.argsort(-centers[:, 2])  # far to near
-  order = order[drawn[order]]
-  colors = np.clip(face_colors[order] * shade[order, None] * 255.0, 0, 255).tolist()
+    drawn_faces = faces[order]
+    vertex_colors = np.asarray(vertex_colors)
+    face_colors = (vertex_colors[drawn_faces[:, 0]] + vertex_colors[drawn_faces[:, 1]]
+                   + vertex_colors[drawn_faces[:, 2]]) / 3.0
+  # Integer colours: OpenCV takes them as they are, and ints convert to lists faster.
+  colors = np.clip(face_colors * shade[:, None] * 255.0 + 0.5, 0, 255).astype(np.int32)
   scale = 16  # sub-pixel precision of cv2.fillConvexPoly (4 fractional bits)
   corners = np.round(uv[faces[order]] * scale).astype(np.int32)  # [drawn F, 3, 2]
-  for pts, color in zip(corners, colors):
+  # The loop only hands OpenCV its triangles, a face at a time: each has its own colour,
+  # and the painter's order must hold.
+  for pts, color in zip(corners, colors.tolist()):
     cv2.fillConvexPoly(canvas, pts, color, cv2.LINE_AA, shift=4)
-  if alpha < 1.0:
-    canvas = cv2.addWeighted(canvas, alpha, image, 1.0 - alpha, 0.0)
+  if alpha < 1.0 and len(corners):
+    # Blend only the mesh's box: the rest of the canvas is the image already.
+    height, width = image.shape[:2]
+    x0, y0 = np.clip(corners.reshape(-1, 2).min(axis=0) // scale - 1, 0, [width, height])
+    x1, y1 = np.clip(corners.reshape(-1, 2).max(axis=0) // scale + 2, 0, [width, height])
+    if x1 > x0 and y1 > y0:
+      box = np.s_[y0:y1, x0:x1]
+      canvas[box] = cv2.addWeighted(canvas[box], alpha, image[box], 1.0 - alpha, 0.0)
   return canvas
 
 

@@ -47,6 +47,22 @@ def test_back_faces_and_faces_behind_the_camera_are_not_drawn():
   assert not _draw(_triangle(2.0, 0.8, RED, facing=False)).any()
 
 
+@pytest.mark.parametrize("shift", [0.0, 0.6, -0.8])
+def test_a_translucent_mesh_blends_where_it_is_drawn_and_nowhere_else(shift):
+  """Blending is cut to the mesh's box: it must cover the mesh even where the mesh
+  leaves the image (shift: the triangle half out on the right or on the left)."""
+  vertices, colours = _triangle(2.0, 0.4, GREEN)
+  vertices = vertices + [shift, 0.0, 0.0]
+  image = np.full((100, 100, 3), 100, np.uint8)
+  opaque = visualize.draw_mesh(image, vertices, np.array([[0, 1, 2]]), K, colours)
+  half = visualize.draw_mesh(image, vertices, np.array([[0, 1, 2]]), K, colours, alpha=0.5)
+  covered = np.any(opaque != image, axis=-1)
+  assert covered.sum() > 300
+  expected = (opaque.astype(float) + image) / 2
+  np.testing.assert_allclose(half[covered], expected[covered], atol=1)
+  np.testing.assert_array_equal(half[~covered], image[~covered])
+
+
 def test_tiles_fill_rows_left_to_right_and_the_last_row_with_blank_tiles():
   tiles = [np.full((2, 3, 3), k, np.uint8) for k in range(5)]
   grid = visualize.tile_grid(tiles, columns=2)
