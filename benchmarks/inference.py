@@ -9,7 +9,9 @@ the weights) to SavedModel, TFLite fp32/fp16/int8 and ONNX, then times one uint8
 the SavedModel signature, LiteRT (ai-edge-litert, XNNPACK) per TFLite file, and ONNX
 Runtime; median of --runs after warm-up, --threads CPU threads everywhere.  Also times
 the bare EfficientNet-Lite0 and -B0 backbones in TFLite fp32 and full-integer int8 (to
-show what the MANO layer, heads and projection add, and what each backbone costs) and
+show what each backbone costs), this model's own encoder and its encoder with every head
+(fp32 and int8: what the heads cost, and what MANO, placement, the serving graph and the
+int8 model's quantise / dequantise pairs around its float islands add after them), and
 MediaPipe's hand landmark models (full and lite) on LiteRT as the
 on-device reference: they output 21 keypoints, ours the whole mesh, texture and camera.
 Last, `mobile_demo`'s per-frame stages on a 640 x 480 frame with the int8 model (fixed
@@ -42,44 +44,96 @@ def _median_ms(fn, runs):
   return 1000 * float(np.median(times))
 
 
-def _tflite_ms(path, runs, threads):
+def _litert_ms(paths, runs, threads):
+  """{label: median ms} of .tflite files ({label: path}) timed in turn, one invoke of
+  each per round: a host whose load drifts then slows them alike, and their ratios, the
+  figures that matter, hold."""
   from ai_edge_litert.interpreter import Interpreter
-  interpreter = Interpreter(model_path=path, num_threads=threads)
-  interpreter.allocate_tensors()
-  for detail in interpreter.get_input_details():
-    interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-  return _median_ms(interpreter.invoke, runs)
+  interpreters = {}
+  for label, path in paths.items():
+    interpreter = Interpreter(model_path=path, num_threads=threads)
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+      interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+    for _ in range(3):
+      interpreter.invoke()
+    interpreters[label] = interpreter
+  times = {label: [] for label in paths}
+  for _ in range(runs):
+    for label, interpreter in interpreters.items():
+      start = time.perf_counter()
+      interpreter.invoke()
+      times[label].append(time.perf_counter() - start)
+  return {label: 1000 * float(np.median(values)) for label, values in times.items()}
+
+
+def _keras_tflite(net, size, path, int8, images=None):
+  """`net` (image [1, S, S, 3] -> tensors) as a .tflite file at `path`, in fp32 or
+  full-integer int8 calibrated on `images` (uint8; uniform noise if None, as the image's
+  scale is all the bare backbones' int8 ranges depend on)."""
+  import keras
+  import tensorflow as tf
+  # Through a SavedModel written by Keras' ExportArchive, as the exporter converts the
+  # full model: it tracks Keras 3 variables so that the converter can freeze them
+  # (from a bare concrete function, int8 calibration fails on READ_VARIABLE).
+  archive = keras.export.ExportArchive()
+  archive.track(net)
+  signature = [tf.TensorSpec((1, size, size, 3), tf.float32)]
+  archive.add_endpoint("serve", tf.function(lambda x: net(x, training=False),
+                                            input_signature=signature), signature)
+  saved = path[:-len(".tflite")] + "_saved_model"
+  archive.write_out(saved, verbose=False)
+  converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+  if int8:
+    rng = np.random.default_rng(0)
+    samples = (images.astype(np.float32) if images is not None
+               else rng.uniform(0, 255, (16, size, size, 3)).astype(np.float32))
+    scale = 1.0 if images is None else 1.0 / 255.0
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([sample[None] * scale] for sample in samples)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+  with open(path, "wb") as f:
+    f.write(converter.convert())
+  return path
 
 
 def _backbone_tflite(name, size, directory, int8=False):
   """The bare backbone (ImageNet weights for Lite0, random B0) as a .tflite file."""
   import keras
-  import tensorflow as tf
 
   from hand_tf.model.encoder import build_backbone
   net = build_backbone(name, "imagenet" if name == "lite0" else None, size)
   backbone = keras.Sequential([net, keras.layers.GlobalAveragePooling2D()])
-  # Through a SavedModel written by Keras' ExportArchive, as the exporter converts the
-  # full model: it tracks Keras 3 variables so that the converter can freeze them
-  # (from a bare concrete function, int8 calibration fails on READ_VARIABLE).
-  archive = keras.export.ExportArchive()
-  archive.track(backbone)
-  signature = [tf.TensorSpec((1, size, size, 3), tf.float32)]
-  archive.add_endpoint("serve", tf.function(lambda x: backbone(x, training=False),
-                                            input_signature=signature), signature)
-  saved = os.path.join(directory, f"{name}{'_int8' if int8 else ''}_saved_model")
-  archive.write_out(saved, verbose=False)
-  converter = tf.lite.TFLiteConverter.from_saved_model(saved)
-  if int8:
-    rng = np.random.default_rng(0)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: (
-        [rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)] for _ in range(16))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-  path = os.path.join(directory, f"{name}{'_int8' if int8 else ''}.tflite")
-  with open(path, "wb") as f:
-    f.write(converter.convert())
-  return path
+  return _keras_tflite(backbone, size, os.path.join(
+      directory, f"{name}{'_int8' if int8 else ''}.tflite"), int8)
+
+
+def _parts_tflite(model, backbone, size, directory, images, int8):
+  """The model's own encoder, and its encoder with every head (no MANO, placement or
+  serving), as .tflite files: the full graph's time minus theirs is what the heads
+  and the rest cost.  Returns {part: path}."""
+  import keras
+  # The model's own layers called on a new input (the encoder is a nested model, whose
+  # input name a sub-model of the outer graph would hold twice).
+  image = keras.Input((size, size, 3), name="pixels")
+  pooled, low_level = model.get_layer(f"encoder_{backbone}")(image)
+  heads = [model.get_layer("geometry_head")(pooled),
+           model.get_layer("texture_light_head")(low_level)]
+  nets = {"encoder": keras.Model(image, pooled),
+          "encoder + heads": keras.Model(image, keras.tree.flatten(heads))}
+  tag = "_int8" if int8 else ""
+  return {part: _keras_tflite(net, size, os.path.join(
+      directory, f"part_{part.replace(' + ', '_')}{tag}.tflite"), int8, images)
+      for part, net in nets.items()}
+
+
+def _op_counts(path):
+  """{op name: count} of a .tflite file's graph (before delegation)."""
+  import collections
+
+  from export.exporter import tflite_ops
+  with open(path, "rb") as f:
+    return collections.Counter(op for op, _ in tflite_ops(f.read()))
 
 
 def _mobile_frame_ms(model_path, image, runs, threads):
@@ -106,7 +160,7 @@ def main(argv):
   tf.config.threading.set_intra_op_parallelism_threads(THREADS.value)
   tf.config.threading.set_inter_op_parallelism_threads(THREADS.value)
   from export.exporter import ARTEFACT, calibration_set, export_model
-  from hand_tf.detection.mediapipe import ModelsMissingError, models_dir
+  from hand_tf.detection.mediapipe import models_dir
   from hand_tf.model.s2hand import ModelConfig, build_models
   from hand_tf.predictors import load_checkpoint_model, load_predictor
   from hand_tf.serving import InferenceModule
@@ -131,30 +185,38 @@ def main(argv):
   saved = load_predictor(os.path.join(directory, "saved_model"))
   rows.append(("SavedModel", _median_ms(lambda: saved.predict(image, k), RUNS.value),
                report["saved_model"]["bytes"]))
-  for kind in ("tflite_fp32", "tflite_fp16", "tflite_int8"):
-    rows.append((f"LiteRT {kind[7:]}", _tflite_ms(os.path.join(directory, ARTEFACT[kind]),
-                                                  RUNS.value, THREADS.value),
-                 report[kind]["bytes"]))
   onnx = load_predictor(os.path.join(directory, ARTEFACT["onnx"]), THREADS.value)
-  rows.append(("ONNX Runtime", _median_ms(lambda: onnx.predict(image, k), RUNS.value),
-               report["onnx"]["bytes"]))
+  onnx_ms = _median_ms(lambda: onnx.predict(image, k), RUNS.value)
+  # Every LiteRT model, {label: path}, timed together below.
+  litert = {f"LiteRT {kind[7:]}": os.path.join(directory, ARTEFACT[kind])
+            for kind in ("tflite_fp32", "tflite_fp16", "tflite_int8")}
   backbones = {}
   for name in dict.fromkeys(("lite0", "b0", config.backbone)):
     for int8 in (False, True):
-      path = _backbone_tflite(name, size, directory, int8)
       label = f"LiteRT {'int8' if int8 else 'fp32'}, EfficientNet-{name.capitalize()} alone"
-      backbones[(name, int8)] = (path, _tflite_ms(path, RUNS.value, THREADS.value))
-      rows.append((label, backbones[(name, int8)][1], os.path.getsize(path)))
-  backbone, backbone_ms = backbones[(config.backbone, False)]
-  try:
-    for variant in ("full", "lite"):
-      path = os.path.join(models_dir(), f"hand_landmark_{variant}.tflite")
-      if not os.path.isfile(path):
-        raise ModelsMissingError(path)
-      rows.append((f"MediaPipe hand landmark {variant} (21 keypoints)",
-                   _tflite_ms(path, RUNS.value, THREADS.value), os.path.getsize(path)))
-  except ModelsMissingError as e:
-    print(f"MediaPipe models not found ({e}); run `make models`")
+      litert[label] = backbones[(name, int8)] = _backbone_tflite(name, size, directory, int8)
+  parts = {}
+  for int8 in (False, True):
+    for part, path in _parts_tflite(model, config.backbone, size, directory, images,
+                                    int8).items():
+      litert[f"LiteRT {'int8' if int8 else 'fp32'}, this model's {part}"] = path
+      parts[(part, int8)] = f"LiteRT {'int8' if int8 else 'fp32'}, this model's {part}"
+  for variant in ("full", "lite"):
+    path = os.path.join(models_dir(), f"hand_landmark_{variant}.tflite")
+    if os.path.isfile(path):
+      litert[f"MediaPipe hand landmark {variant} (21 keypoints)"] = path
+    else:
+      print(f"MediaPipe model not found: {path}; run `make models`")
+  litert_ms = _litert_ms(litert, RUNS.value, THREADS.value)
+  for label, path in litert.items():
+    rows.append((label, litert_ms[label], os.path.getsize(path)))
+    if label == "LiteRT int8":
+      rows.append(("ONNX Runtime", onnx_ms, report["onnx"]["bytes"]))
+  backbone = backbones[(config.backbone, False)]
+  backbone_ms, backbone_int8_ms = (
+      litert_ms[f"LiteRT {kind}, EfficientNet-{config.backbone.capitalize()} alone"]
+      for kind in ("fp32", "int8"))
+  parts = {key: litert_ms[label] for key, label in parts.items()}
 
   print(f"\nbatch 1, {size} px, {THREADS.value} threads, median of {RUNS.value} runs")
   print(f"{'runtime':48s} {'ms':>8s} {'MB':>7s}")
@@ -171,7 +233,22 @@ def main(argv):
     if reference:
       print(f"int8 mesh model / MediaPipe hand landmark {variant}: {int8_ms / reference:.2f}x "
             f"(the int8 {config.backbone} backbone alone: "
-            f"{backbones[(config.backbone, True)][1] / reference:.2f}x)")
+            f"{backbone_int8_ms / reference:.2f}x)")
+  # Where the time after the backbone goes: the heads (int8 in the int8 model), then MANO,
+  # placement and projection (float islands), the serving graph's input scaling and the
+  # quantise / dequantise pairs between them.
+  islands = _op_counts(os.path.join(directory, ARTEFACT["tflite_int8"]))
+  for int8, kind in ((False, "fp32"), (True, "int8")):
+    encoder_ms = parts[("encoder", int8)]
+    heads_ms = parts[("encoder + heads", int8)] - encoder_ms
+    rest_ms = timed[f"LiteRT {kind}"] - parts[("encoder + heads", int8)]
+    print(f"after the backbone ({kind}): {heads_ms + rest_ms:.2f} ms = "
+          f"{100 * (heads_ms + rest_ms) / encoder_ms:.0f}% of the encoder's {encoder_ms:.2f} "
+          f"ms; heads {heads_ms:.2f} ms ({100 * heads_ms / encoder_ms:.0f}%), MANO + "
+          f"placement + serving{' + quantise/dequantise' if int8 else ''} {rest_ms:.2f} ms "
+          f"({100 * rest_ms / encoder_ms:.0f}%)")
+  print(f"int8 model: {islands['QUANTIZE']} QUANTIZE and {islands['DEQUANTIZE']} DEQUANTIZE "
+        f"ops around its float islands, {sum(islands.values())} ops in all")
   stages = _mobile_frame_ms(os.path.join(directory, ARTEFACT["tflite_int8"]), images[0],
                             RUNS.value, THREADS.value)
   print("mobile_demo per frame (640 x 480, int8, fixed box), ms: "

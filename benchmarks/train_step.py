@@ -1,19 +1,19 @@
 """Training-step speed: images/s, and the share of step time in each part of the network.
 
   python benchmarks/train_step.py [--sizes 224,128] [--batch_size 16] [--repeats 3]
-      [--configs float32/256,mixed_bfloat16/256,float32/64,float32/64/xla]
+      [--configs float32/256,mixed_bfloat16/256,float32/64,float32/64x1,float32/64/xla]
 
 For each size and each configuration (compute precision / 2D-branch hourglass features,
-and '/xla' for the trainer's `jit_compile`: XLA compiles the forward and backward pass,
-and the renderer runs its TensorFlow backend) prints the first step's time (tracing the
-step and setting its graph up: what every run, test and resume pays once), then times
-(forward + backward, after that warm-up) the full 'finetune' train step (every loss,
-rendering, the 2D branch) and, separately, each part on the same inputs: the
-EfficientNet encoder, the 2D branch (hourglass), MANO with the camera placement, the
-renderer and the loss terms (uncompiled, with the step's rasterizer: under XLA they say
-where the work is, not what XLA makes of it).  The remainder (heads, optimizer update)
-is printed as 'other'.  Ends with images/s per configuration as a ratio to the first
-one, measured in the same run.
+'xN' for N stacks instead of 2, and '/xla' for the trainer's `jit_compile`: XLA compiles
+the forward and backward pass, and the renderer runs its TensorFlow backend) prints the
+first step's time (tracing the step and setting its graph up: what every run, test and
+resume pays once), then times (forward + backward, after that warm-up) the full
+'finetune' train step (every loss, rendering, the 2D branch) and, separately, each part
+on the same inputs: the EfficientNet encoder, the 2D branch (hourglass), MANO with the
+camera placement, the renderer and the loss terms (uncompiled, with the step's
+rasterizer: under XLA they say where the work is, not what XLA makes of it).  The
+remainder (heads, optimizer update) is printed as 'other'.  Ends with images/s per
+configuration as a ratio to the first one, measured in the same run.
 """
 
 import time
@@ -35,8 +35,9 @@ REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repetitions (median).")
 BACKEND = flags.DEFINE_string("render_backend", "auto", "Rasterizer backend.")
 CONFIGS = flags.DEFINE_list(
     "configs", ["float32/256"],
-    "precision/hourglass_features[/xla] per configuration; precision is a Keras policy "
-    "(float32, mixed_bfloat16, mixed_float16); the first is the reference of the ratios.")
+    "precision/hourglass_features[xstacks][/xla] per configuration; precision is a Keras "
+    "policy (float32, mixed_bfloat16, mixed_float16); the first is the reference of the "
+    "ratios.")
 
 
 def _median_seconds(fn, repeats):
@@ -75,7 +76,7 @@ def _batch(size, batch_size, seed=0):
 
 
 def benchmark(size, batch_size, repeats, backend, precision="float32", features=256,
-              xla=False):
+              stacks=2, xla=False):
   """Prints the step's figures; returns images/s."""
   import keras
   batch = _batch(size, batch_size)
@@ -84,7 +85,8 @@ def benchmark(size, batch_size, repeats, backend, precision="float32", features=
   try:
     trainer = Trainer(TrainerConfig(
         out_dir=tempfile.mkdtemp(prefix=f"train_step_bench_{size}_"),
-        model=ModelConfig(image_size=size, hourglass_features=features),
+        model=ModelConfig(image_size=size, hourglass_features=features,
+                          hourglass_stacks=stacks),
         objective=ObjectiveConfig(stage="finetune", render_backend=backend),
         jit_compile=xla))
   finally:
@@ -95,7 +97,8 @@ def benchmark(size, batch_size, repeats, backend, precision="float32", features=
   trainer.train_step(batch)
   first = time.perf_counter() - start
   full = _median_seconds(lambda: trainer.train_step(batch), repeats)
-  print(f"size {size}, batch {batch_size}, {precision}, hourglass {features} features"
+  print(f"size {size}, batch {batch_size}, {precision}, hourglass {features} features "
+        f"x {stacks} stacks"
         f"{', XLA' if xla else ''}: "
         f"{full * 1000:.0f} ms/step, "
         f"{batch_size / full:.1f} images/s; first step {first:.1f} s (tracing and "
@@ -109,13 +112,15 @@ def benchmark(size, batch_size, repeats, backend, precision="float32", features=
   branch = model.get_layer("keypoint_branch")
   branch_time = _median_seconds(_grad_fn(
       lambda: tf.add_n([tf.reduce_sum(tf.cast(k, tf.float32))
-                        for k in branch(batch["image"], training=True)]),
+                        for k in tf.nest.flatten(branch(batch["image"], training=True))]),
       branch.trainable_variables), repeats)
 
   outputs = model([batch["image"], batch["intrinsics"]], training=False)
   place = model.get_layer("place_hand")
-  params = [tf.identity(outputs[k]) for k in ("pose_coeffs", "shape", "rotation",
-                                               "translation", "scale")]
+  # The geometry head's own outputs (the model reports its rotation as axis-angle).
+  head = model.get_layer("geometry_head")(encoder(batch["image"], training=False)[0])
+  params = [tf.identity(head[k]) for k in ("pose_coeffs", "shape", "rotation",
+                                            "translation", "scale")]
   mano_time = _median_seconds(_grad_fn(
       lambda: tf.reduce_sum(place(*params, batch["intrinsics"])["vertices"]), params),
       repeats)
@@ -149,11 +154,13 @@ def main(argv):
   for size in SIZES.value:
     rates = {}
     for config in CONFIGS.value:
-      precision, features, *xla = config.split("/")
-      if xla not in ([], ["xla"]):
-        raise app.UsageError(f"--configs: {config!r} is not precision/features[/xla]")
+      precision, width, *xla = config.split("/")
+      features, _, stacks = width.partition("x")
+      if xla not in ([], ["xla"]) or not features.isdigit() or not (stacks or "2").isdigit():
+        raise app.UsageError(f"--configs: {config!r} is not "
+                             "precision/features[xstacks][/xla]")
       rates[config] = benchmark(int(size), BATCH.value, REPEATS.value, BACKEND.value,
-                                precision, int(features), bool(xla))
+                                precision, int(features), int(stacks or 2), bool(xla))
     reference = rates[CONFIGS.value[0]]
     print(f"size {size}: images/s per configuration (x {CONFIGS.value[0]}, same run): "
           + ", ".join(f"{c} {r:.1f} ({r / reference:.2f}x)" for c, r in rates.items()),
