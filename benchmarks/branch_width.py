@@ -1,20 +1,22 @@
 """What the 2D keypoint branch's width costs in accuracy, against what it saves in time.
 
-  python benchmarks/branch_width.py --data_dir DATA [--widths 256x2,64x1,32x1]
+  python benchmarks/branch_width.py --data_dir DATA [--widths 256x2,64x1,64x1s64]
       [--epochs 2] [--image_size 128] [--batch_size 16] [--detections FILE]
 
-For each hourglass width (features x stacks) trains the paper's '2d' stage (the branch
-alone, from the training split's detections and their confidences; --detections,
-default DATA/training_detections.json) for --epochs with the same seed and data order,
-timing its steps, then runs the branch's last stack on the held-out split and prints its
-error against the ground-truth 2D joints: median and 90th percentile in input pixels and
-in pixels of a 224 px crop, and the share of joints within 5% of the crop (PCK@0.05).
-Last, the same detector's error on the held-out images (the --detections file's name
-with 'evaluation' for 'training', where it exists; hands it found): the line a branch
-trained on its keypoints can hardly beat.
+For each hourglass width (features x stacks, 'sN' for a stem N wide instead of 128)
+trains the paper's '2d' stage (the branch alone, from the training split's detections
+and their confidences; --detections, default DATA/training_detections.json) for
+--epochs with the same seed and data order, timing its steps, then runs the branch's
+last stack on the held-out split and prints its error against the ground-truth 2D
+joints: median and 90th percentile in input pixels and in pixels of a 224 px crop, and
+the share of joints within 5% of the crop (PCK@0.05).  Last, the same detector's error
+on the held-out images (the --detections file's name with 'evaluation' for 'training',
+where it exists; hands it found): the line a branch trained on its keypoints can hardly
+beat.
 """
 
 import os
+import re
 import tempfile
 import time
 
@@ -24,7 +26,8 @@ from absl import app, flags
 from hand_tf import startup
 
 DATA = flags.DEFINE_string("data_dir", None, "Dataset with training and evaluation splits.")
-WIDTHS = flags.DEFINE_list("widths", ["256x2", "64x1", "32x1"], "features x stacks.")
+WIDTHS = flags.DEFINE_list("widths", ["256x2", "64x1", "64x1s64"],
+                          "FEATURESxSTACKS[sSTEM] per width.")
 EPOCHS = flags.DEFINE_integer("epochs", 2, "Epochs of the '2d' stage per width.")
 SIZE = flags.DEFINE_integer("image_size", 128, "Network input size.")
 BATCH = flags.DEFINE_integer("batch_size", 16, "Batch size.")
@@ -65,18 +68,18 @@ def main(argv):
   truth = project(test.joints3d, test.intrinsics)
   widths = []
   for width in WIDTHS.value:
-    features, _, stacks = width.partition("x")
-    if not features.isdigit() or not stacks.isdigit():
-      raise app.UsageError(f"--widths: {width!r} is not FEATURESxSTACKS")
-    widths.append((int(features), int(stacks)))
+    match = re.fullmatch(r"(\d+)x(\d+)(?:s(\d+))?", width)
+    if not match:
+      raise app.UsageError(f"--widths: {width!r} is not FEATURESxSTACKS[sSTEM]")
+    widths.append((int(match[1]), int(match[2]), int(match[3] or 128)))
   print(f"{len(train)} training images, {len(test)} held-out, {size} px, "
         f"{EPOCHS.value} epochs of the '2d' stage per width, batch {BATCH.value}")
-  for features, stacks in widths:
+  for features, stacks, stem in widths:
     keras.utils.set_random_seed(SEED.value)
     trainer = Trainer(TrainerConfig(
         out_dir=tempfile.mkdtemp(prefix="branch_width_"),
         model=ModelConfig(image_size=size, hourglass_features=features,
-                          hourglass_stacks=stacks),
+                          hourglass_stacks=stacks, hourglass_stem_features=stem),
         objective=ObjectiveConfig(stage="2d"), steps_per_epoch=len(train) // BATCH.value))
     seconds, steps = 0.0, 0
     for epoch in range(EPOCHS.value):
@@ -94,7 +97,7 @@ def main(argv):
       last = stacks_out[-1] if isinstance(stacks_out, (list, tuple)) else stacks_out
       predicted.append(tf.cast(last, tf.float32).numpy())
     errors = _errors(np.concatenate(predicted), truth)
-    print(f"hourglass {features:3d} features x {stacks} stacks: "
+    print(f"hourglass {features:3d} features x {stacks} stacks, stem {stem:3d}: "
           f"{BATCH.value * (steps - 1) / seconds:5.1f} images/s ('2d' step); "
           f"held-out 2D {_summary(errors, size)}", flush=True)
   # The same detector on the held-out images, where it found the hand.

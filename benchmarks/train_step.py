@@ -1,10 +1,11 @@
 """Training-step speed: images/s, and the share of step time in each part of the network.
 
   python benchmarks/train_step.py [--sizes 224,128] [--batch_size 16] [--repeats 3]
-      [--configs float32/256,mixed_bfloat16/256,float32/64,float32/64x1,float32/64/xla]
+      [--configs float32/256,mixed_bfloat16/256,float32/64x1,float32/64x1s64,float32/64/xla]
 
 For each size and each configuration (compute precision / 2D-branch hourglass features,
-'xN' for N stacks instead of 2, and '/xla' for the trainer's `jit_compile`: XLA compiles
+'xN' for N stacks instead of 2, 'sN' for a stem N wide instead of 128, and '/xla' for
+the trainer's `jit_compile`: XLA compiles
 the forward and backward pass, and the renderer runs its TensorFlow backend) prints the
 first step's time (tracing the step and setting its graph up: what every run, test and
 resume pays once), then times (forward + backward, after that warm-up) the full
@@ -16,6 +17,7 @@ remainder (heads, optimizer update) is printed as 'other'.  Ends with images/s p
 configuration as a ratio to the first one, measured in the same run.
 """
 
+import re
 import time
 
 import numpy as np
@@ -35,7 +37,7 @@ REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repetitions (median).")
 BACKEND = flags.DEFINE_string("render_backend", "auto", "Rasterizer backend.")
 CONFIGS = flags.DEFINE_list(
     "configs", ["float32/256"],
-    "precision/hourglass_features[xstacks][/xla] per configuration; precision is a Keras "
+    "precision/hourglass_features[xstacks][sstem][/xla] per configuration; precision is a Keras "
     "policy (float32, mixed_bfloat16, mixed_float16); the first is the reference of the "
     "ratios.")
 
@@ -76,7 +78,7 @@ def _batch(size, batch_size, seed=0):
 
 
 def benchmark(size, batch_size, repeats, backend, precision="float32", features=256,
-              stacks=2, xla=False):
+              stacks=2, stem=128, xla=False):
   """Prints the step's figures; returns images/s."""
   import keras
   batch = _batch(size, batch_size)
@@ -86,7 +88,7 @@ def benchmark(size, batch_size, repeats, backend, precision="float32", features=
     trainer = Trainer(TrainerConfig(
         out_dir=tempfile.mkdtemp(prefix=f"train_step_bench_{size}_"),
         model=ModelConfig(image_size=size, hourglass_features=features,
-                          hourglass_stacks=stacks),
+                          hourglass_stacks=stacks, hourglass_stem_features=stem),
         objective=ObjectiveConfig(stage="finetune", render_backend=backend),
         jit_compile=xla))
   finally:
@@ -98,7 +100,7 @@ def benchmark(size, batch_size, repeats, backend, precision="float32", features=
   first = time.perf_counter() - start
   full = _median_seconds(lambda: trainer.train_step(batch), repeats)
   print(f"size {size}, batch {batch_size}, {precision}, hourglass {features} features "
-        f"x {stacks} stacks"
+        f"x {stacks} stacks, stem {stem}"
         f"{', XLA' if xla else ''}: "
         f"{full * 1000:.0f} ms/step, "
         f"{batch_size / full:.1f} images/s; first step {first:.1f} s (tracing and "
@@ -155,12 +157,14 @@ def main(argv):
     rates = {}
     for config in CONFIGS.value:
       precision, width, *xla = config.split("/")
-      features, _, stacks = width.partition("x")
-      if xla not in ([], ["xla"]) or not features.isdigit() or not (stacks or "2").isdigit():
+      match = re.fullmatch(r"(\d+)(?:x(\d+))?(?:s(\d+))?", width)
+      if xla not in ([], ["xla"]) or not match:
         raise app.UsageError(f"--configs: {config!r} is not "
-                             "precision/features[xstacks][/xla]")
+                             "precision/features[xstacks][sstem][/xla]")
+      features, stacks, stem = match.groups()
       rates[config] = benchmark(int(size), BATCH.value, REPEATS.value, BACKEND.value,
-                                precision, int(features), int(stacks or 2), bool(xla))
+                                precision, int(features), int(stacks or 2), int(stem or 128),
+                                bool(xla))
     reference = rates[CONFIGS.value[0]]
     print(f"size {size}: images/s per configuration (x {CONFIGS.value[0]}, same run): "
           + ", ".join(f"{c} {r:.1f} ({r / reference:.2f}x)" for c, r in rates.items()),

@@ -84,6 +84,9 @@ FROM_IMAGE = flags.DEFINE_bool(
     "(docs/experiments.md).")
 HG_FEATURES = flags.DEFINE_integer("hourglass_features", 256, "2D branch width.")
 HG_STACKS = flags.DEFINE_integer("hourglass_stacks", 2, "2D branch hourglass stacks.")
+HG_STEM = flags.DEFINE_integer("hourglass_stem_features", 128,
+                               "Width of the 2D branch's stem (the paper's 128; at 64 "
+                               "hourglass features, 64 makes the branch ~2x cheaper).")
 ROTATION = flags.DEFINE_enum(
     "rotation", "6d", ["6d", "axis_angle"],
     "What the rotation head predicts: 6d (continuous; the default) or S2HAND's axis-angle "
@@ -169,6 +172,7 @@ def main(argv):
                              image_size=IMAGE_SIZE.value, mano_model_path=MANO.value,
                              hourglass_features=HG_FEATURES.value,
                              hourglass_stacks=HG_STACKS.value,
+                             hourglass_stem_features=HG_STEM.value,
                              sync_batch_norm=SYNC_BN.value,
                              drop_connect_rate=DROP_CONNECT.value,
                              translation_from_image=FROM_IMAGE.value,

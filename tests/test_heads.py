@@ -79,3 +79,21 @@ def test_soft_argmax_reads_pixel_centres_in_the_camera_convention():
   # A flat map reads as the image centre.
   flat = SoftArgmax2D(size)(tf.zeros([1, 4, 4, 1])).numpy()[0, 0]
   np.testing.assert_allclose(flat, [size / 2, size / 2], atol=1e-4)
+
+
+def test_the_branch_stem_narrows_with_its_setting_and_older_runs_keep_the_papers():
+  """hourglass_stem_features sets the stem's residual widths (the paper's 128 by
+  default, which run folders written before the field existed still get)."""
+  from hand_tf.model.hourglass import build_keypoint_branch
+  from hand_tf.model.s2hand import ModelConfig
+
+  def widths(branch):
+    return {layer.filters for layer in branch.layers if isinstance(layer, keras.layers.Conv2D)}
+
+  paper = build_keypoint_branch(64, stacks=1, modules=1, features=16)
+  narrow = build_keypoint_branch(64, stacks=1, modules=1, features=16, stem_features=32)
+  assert 128 in widths(paper) and 128 not in widths(narrow) and 32 in widths(narrow)
+  assert narrow.count_params() < paper.count_params() / 2
+  older = {k: v for k, v in ModelConfig().to_json().items()
+           if k != "hourglass_stem_features"}
+  assert ModelConfig.from_json(older).hourglass_stem_features == 128

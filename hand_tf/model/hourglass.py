@@ -68,8 +68,14 @@ class SoftArgmax2D(keras.layers.Layer):
 
 
 def build_keypoint_branch(image_size: int = 224, stacks: int = 2, modules: int = 2,
-                          features: int = 256, depth: int = 4) -> keras.Model:
-  """Image [B, S, S, 3] in [0, 1] -> list over stacks of keypoints [B, 21, 2] (pixels)."""
+                          features: int = 256, depth: int = 4,
+                          stem_features: int = 128) -> keras.Model:
+  """Image [B, S, S, 3] in [0, 1] -> list over stacks of keypoints [B, 21, 2] (pixels).
+
+  `stem_features`: width of the stem's two residual blocks before the hourglasses (the
+  paper's 128).  The first runs at half the input size, so below 128 hourglass features
+  the stem is most of the branch's work unless it narrows too.
+  """
   # The stem (/4) and four halvings need a multiple of 64; the paper pads 224 to 256.
   # Padding only to the next multiple keeps small inputs small (64 px: 16x less work).
   padded_size = -(-image_size // 64) * 64
@@ -77,9 +83,9 @@ def build_keypoint_branch(image_size: int = 224, stacks: int = 2, modules: int =
   pad = padded_size - image_size
   x = keras.layers.ZeroPadding2D(((0, pad), (0, pad)))(image - 0.5)
   x = _bn_relu(keras.layers.Conv2D(64, 7, strides=2, padding="same")(x))
-  x = residual(x, 128)
+  x = residual(x, stem_features)
   x = keras.layers.MaxPooling2D(2)(x)
-  x = residual(x, 128)
+  x = residual(x, stem_features)
   x = residual(x, features)
   soft_argmax = SoftArgmax2D(padded_size, name="soft_argmax")
   outputs = []

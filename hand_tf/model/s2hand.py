@@ -145,6 +145,8 @@ class ModelConfig:
   hourglass_features: int = 256
   hourglass_stacks: int = 2
   hourglass_modules: int = 2
+  # The 2D branch's stem width (hourglass.build_keypoint_branch); 128 as the paper.
+  hourglass_stem_features: int = 128
   drop_connect_rate: float = 0.2
   # Batch-norm statistics over the global batch rather than each replica's share (for
   # small per-GPU batches; costs an all-reduce per layer).
@@ -259,7 +261,8 @@ def build_models(config: ModelConfig = ModelConfig()):
   }
   inference = keras.Model([image, intrinsics], outputs, name="s2hand_inference")
   branch = build_keypoint_branch(size, config.hourglass_stacks, config.hourglass_modules,
-                                 config.hourglass_features)
+                                 config.hourglass_features,
+                                 stem_features=config.hourglass_stem_features)
   stacks = branch(image)
   training_outputs = dict(outputs)
   for i, keypoints in enumerate(stacks if isinstance(stacks, (list, tuple)) else [stacks]):
