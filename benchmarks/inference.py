@@ -85,12 +85,10 @@ def _keras_tflite(net, size, path, int8, images=None):
   archive.write_out(saved, verbose=False)
   converter = tf.lite.TFLiteConverter.from_saved_model(saved)
   if int8:
-    rng = np.random.default_rng(0)
-    samples = (images.astype(np.float32) if images is not None
-               else rng.uniform(0, 255, (16, size, size, 3)).astype(np.float32))
-    scale = 1.0 if images is None else 1.0 / 255.0
+    samples = (np.random.default_rng(0).uniform(0, 255, (16, size, size, 3)) if images is None
+               else images / 255.0).astype(np.float32)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([sample[None] * scale] for sample in samples)
+    converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
   with open(path, "wb") as f:
     f.write(converter.convert())
@@ -195,12 +193,10 @@ def main(argv):
     for int8 in (False, True):
       label = f"LiteRT {'int8' if int8 else 'fp32'}, EfficientNet-{name.capitalize()} alone"
       litert[label] = backbones[(name, int8)] = _backbone_tflite(name, size, directory, int8)
-  parts = {}
   for int8 in (False, True):
     for part, path in _parts_tflite(model, config.backbone, size, directory, images,
                                     int8).items():
       litert[f"LiteRT {'int8' if int8 else 'fp32'}, this model's {part}"] = path
-      parts[(part, int8)] = f"LiteRT {'int8' if int8 else 'fp32'}, this model's {part}"
   for variant in ("full", "lite"):
     path = os.path.join(models_dir(), f"hand_landmark_{variant}.tflite")
     if os.path.isfile(path):
@@ -216,20 +212,17 @@ def main(argv):
   backbone_ms, backbone_int8_ms = (
       litert_ms[f"LiteRT {kind}, EfficientNet-{config.backbone.capitalize()} alone"]
       for kind in ("fp32", "int8"))
-  parts = {key: litert_ms[label] for key, label in parts.items()}
 
   print(f"\nbatch 1, {size} px, {THREADS.value} threads, median of {RUNS.value} runs")
   print(f"{'runtime':48s} {'ms':>8s} {'MB':>7s}")
   for name, ms, size_bytes in rows:
     mb = f"{size_bytes / 1e6:7.1f}" if size_bytes else "      -"
     print(f"{name:48s} {ms:8.1f} {mb}")
-  fp32_ms = dict((r[0], r[1]) for r in rows)["LiteRT fp32"]
+  fp32_ms, int8_ms = litert_ms["LiteRT fp32"], litert_ms["LiteRT int8"]
   print(f"full inference graph / bare backbone (LiteRT fp32): {fp32_ms / backbone_ms:.2f}x "
         f"time, {report['tflite_fp32']['bytes'] / os.path.getsize(backbone):.2f}x size")
-  timed = dict((r[0], r[1]) for r in rows)
-  int8_ms = timed["LiteRT int8"]
   for variant in ("full", "lite"):
-    reference = timed.get(f"MediaPipe hand landmark {variant} (21 keypoints)")
+    reference = litert_ms.get(f"MediaPipe hand landmark {variant} (21 keypoints)")
     if reference:
       print(f"int8 mesh model / MediaPipe hand landmark {variant}: {int8_ms / reference:.2f}x "
             f"(the int8 {config.backbone} backbone alone: "
@@ -238,14 +231,16 @@ def main(argv):
   # placement and projection (float islands), the serving graph's input scaling and the
   # quantise / dequantise pairs between them.
   islands = _op_counts(os.path.join(directory, ARTEFACT["tflite_int8"]))
-  for int8, kind in ((False, "fp32"), (True, "int8")):
-    encoder_ms = parts[("encoder", int8)]
-    heads_ms = parts[("encoder + heads", int8)] - encoder_ms
-    rest_ms = timed[f"LiteRT {kind}"] - parts[("encoder + heads", int8)]
+  for kind in ("fp32", "int8"):
+    encoder_ms = litert_ms[f"LiteRT {kind}, this model's encoder"]
+    with_heads_ms = litert_ms[f"LiteRT {kind}, this model's encoder + heads"]
+    heads_ms = with_heads_ms - encoder_ms
+    rest_ms = litert_ms[f"LiteRT {kind}"] - with_heads_ms
     print(f"after the backbone ({kind}): {heads_ms + rest_ms:.2f} ms = "
           f"{100 * (heads_ms + rest_ms) / encoder_ms:.0f}% of the encoder's {encoder_ms:.2f} "
           f"ms; heads {heads_ms:.2f} ms ({100 * heads_ms / encoder_ms:.0f}%), MANO + "
-          f"placement + serving{' + quantise/dequantise' if int8 else ''} {rest_ms:.2f} ms "
+          f"placement + serving{' + quantise/dequantise' if kind == 'int8' else ''} "
+          f"{rest_ms:.2f} ms "
           f"({100 * rest_ms / encoder_ms:.0f}%)")
   print(f"int8 model: {islands['QUANTIZE']} QUANTIZE and {islands['DEQUANTIZE']} DEQUANTIZE "
         f"ops around its float islands, {sum(islands.values())} ops in all")

@@ -5,16 +5,16 @@
 
 For each size and each configuration (compute precision / 2D-branch hourglass features,
 'xN' for N stacks instead of 2, 'sN' for a stem N wide instead of 128, and '/xla' for
-the trainer's `jit_compile`: XLA compiles
-the forward and backward pass, and the renderer runs its TensorFlow backend) prints the
-first step's time (tracing the step and setting its graph up: what every run, test and
-resume pays once), then times (forward + backward, after that warm-up) the full
-'finetune' train step (every loss, rendering, the 2D branch) and, separately, each part
-on the same inputs: the EfficientNet encoder, the 2D branch (hourglass), MANO with the
-camera placement, the renderer and the loss terms (uncompiled, with the step's
-rasterizer: under XLA they say where the work is, not what XLA makes of it).  The
-remainder (heads, optimizer update) is printed as 'other'.  Ends with images/s per
-configuration as a ratio to the first one, measured in the same run.
+the trainer's `jit_compile`: XLA compiles the forward and backward pass, and the
+renderer runs its TensorFlow backend) prints the first step's time (tracing the step
+and setting its graph up: what every run, test and resume pays once), then times
+(forward + backward, after that warm-up) the full 'finetune' train step (every loss,
+rendering, the 2D branch) and, separately, each part on the same inputs: the
+EfficientNet encoder, the 2D branch (hourglass), MANO with the camera placement, the
+renderer and the loss terms (uncompiled, with the step's rasterizer: under XLA they say
+where the work is, not what XLA makes of it).  The remainder (heads, optimizer update)
+is printed as 'other'.  Ends with images/s per configuration as a ratio to the first
+one, measured in the same run.
 """
 
 import re
