@@ -94,14 +94,16 @@ def test_finds_every_hand_in_a_photo():
 
 
 def test_a_hand_filling_a_tight_crop_is_found_without_a_palm(monkeypatch):
-  """A FreiHAND-style crop the hand fills: the palm detector finds nothing, so the
-  whole image goes to the landmark model, which finds the hand."""
+  """A FreiHAND-style crop the hand fills, where the palm detector finds nothing: the
+  whole image goes to the landmark model, which finds the hand.  (Whether the palm
+  model fires on a given render changes with the render, so it is made to miss.)"""
   from hand_images import palm_view
   image, truth = palm_view(224, zoom=3.5)
+  monkeypatch.setattr(mp, "decode_palms", lambda *args, **kwargs: [])
   detector = mp.MediaPipeHandDetector()
   hands = detector.detect_hands(image)
   assert len(hands) == 1 and hands[0].palm_score == 1.0  # the fallback's mark
-  # 29 px measured on a hand 200 px tall (a missed hand is ~100 px off).
+  # 25 px measured on a hand 200 px tall (a missed hand is ~100 px off).
   assert np.linalg.norm(hands[0].keypoints - truth, axis=1).mean() < 40.0
   monkeypatch.setattr(mp.MediaPipeHandDetector, "WHOLE_IMAGE_FALLBACK_MAX_SIDE", 0)
   assert detector.detect_hands(image) == []

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from mano_tf import constants, pose_sampling
 from mano_tf.layer import ManoLayer
-from mano_tf.synthetic import build_rest_hand, build_synthetic_mano
+from mano_tf.synthetic import build_rest_hand, build_synthetic_mano, geometry
 
 
 def _directed_edges(faces):
@@ -82,6 +82,26 @@ def test_fingertips_are_at_the_ends_of_the_fingers(synthetic_model):
     along = (vertices - base) @ direction
     assert along[tip] >= along[near_axis].max() - 1e-4, name
     assert 0.012 < np.linalg.norm(vertices[tip] - last) < 0.035, name
+
+
+def test_the_fingers_part_past_their_knuckles_as_on_a_real_hand():
+  # A detector trained on photos reads the knuckles from where the fingers part: on a
+  # real hand the webs lie 1.5-2.5 cm past the MCP joints.  Fingers leaving the palm
+  # at the knuckles had MediaPipe put every joint a knuckle's breadth towards the wrist.
+  hand = build_rest_hand()
+  for name in geometry.FINGER_ORDER:
+    spec = geometry.FINGERS[name]
+    direction = geometry.finger_direction(spec.fan_deg)
+    along = (hand.points - np.asarray(spec.mcp)) @ direction
+    lateral = np.abs((hand.points - np.asarray(spec.mcp)) @ np.cross(direction, [0, 1, 0]))
+    own = lateral < spec.radius[0]
+    palm_reach = along[own & (hand.region == geometry.PALM)].max()
+    finger_start = along[hand.region == geometry.FINGER_REGIONS[name]].min()
+    assert palm_reach > 0.012, name
+    assert finger_start > palm_reach, name
+    # The MCP joint is regressed from the palm's skin around it.
+    mcp = {"index": 1, "middle": 4, "ring": 10, "pinky": 7}[name]
+    assert np.all(hand.region[hand.joint_rings[mcp]] == geometry.PALM), name
 
 
 def test_joint_regressor_and_weights(synthetic_model, ):

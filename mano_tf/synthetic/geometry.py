@@ -6,7 +6,11 @@ a positive rotation about z, its spread a rotation about y and its twist one abo
 
 The surface is built from closed rings of vertices (cross-sections) joined by triangle
 strips: a palm tube open at the wrist, four finger tubes rising from its distal end and a
-thumb tube rising from a hole in its radial-palmar side.  Every ring is ordered
+thumb tube rising from a hole in its radial-palmar side.  The palm covers the knuckles
+and the proximal phalanges up to the webs, as on a real hand, where the fingers part
+1.5-2.5 cm past their MCP joints: a detector trained on photos reads the knuckles from
+where the fingers part, so a hand whose fingers left the palm at the knuckles had its
+joints found a knuckle's breadth towards the wrist.  Every ring is ordered
 counter-clockwise about the direction in which its tube grows, which makes all triangles
 face outwards.  The counts are chosen so that the mesh has exactly MANO's 778 vertices
 and 1538 faces, with a 16-vertex wrist opening (a disk: F = 2V - 2 - 16).
@@ -51,7 +55,7 @@ PALM_RINGS = ((0.100, 0.028, 0.0150, -0.003), (0.085, 0.032, 0.0160, -0.002),
 WRIST_RING_SIZE = 16
 PALM_RING_SIZE = 20
 FINGER_RING_SIZE = 12
-BASE_OFFSET = -0.008  # the finger base loop sits 8 mm proximal of the MCP joint.
+WEB_OFFSET = 0.016  # the fingers part (their web loop) 16 mm distal of the MCP joint.
 THUMB_PATCH_COLUMNS = (11, 14)  # palm-ring vertex columns of the thumb hole (3 quads).
 THUMB_PATCH_RINGS = (1, 3)      # palm rings spanned by the hole (2 quads).
 
@@ -145,14 +149,14 @@ def finger_skeleton(spec: FingerSpec) -> np.ndarray:
   return np.asarray(spec.mcp)[None] + offsets[:, None] * direction[None]
 
 
-def _tube_profile(lengths, radius_base, radius_tip, joint_bulge=0.05):
+def _tube_profile(lengths, radius_base, radius_tip, start, joint_bulge=0.05):
   """Arc positions and radii of the rings of a finger-like tube, and its apex position.
 
-  Rings lie exactly on the joints (so joints can be regressed as ring centroids), with
-  intermediate rings on each segment and a rounded cap at the tip.
+  Rings lie exactly on the joints past `start` (so joints can be regressed as ring
+  centroids), with intermediate rings on each segment and a rounded cap at the tip.
   """
   s1, s2, s3 = np.cumsum(lengths)
-  stations = [0.0, s1 / 3, 2 * s1 / 3, s1,
+  stations = [start + (s1 - start) / 3, start + 2 * (s1 - start) / 3, s1,
               s1 + (s2 - s1) / 3, s1 + 2 * (s2 - s1) / 3, s2,
               s2 + (s3 - s2) / 3, s2 + 0.62 * (s3 - s2)]
   radius = [radius_base + (radius_tip - radius_base) * s / s3 for s in stations]
@@ -208,29 +212,41 @@ def build_right_hand(transition_ring_size: int):
       b.faces.append((ring_a[nxt], ring_b[nxt], ring_b[col]))
   b.zip_rings(rings[3][0], rings[3][1], transition[0], transition[1])
 
-  # Finger bases: the distal palm ring is the dorsal row of every finger's base loop
-  # (radial to ulnar) followed by the palmar row (ulnar to radial).
+  # Knuckles and webs: the knuckle ring, centred on each MCP joint, and the web ring
+  # further along are each every finger's loop, dorsal rows (radial to ulnar) then
+  # palmar rows (ulnar to radial); the skin between them covers the proximal phalanges
+  # together, and the fingers part at the web ring.
   half = FINGER_RING_SIZE // 2
   dorsal_angles = np.linspace(-60.0, 60.0, half)
   palmar_angles = 180.0 - dorsal_angles
-  dorsal, palmar, base_loops = [], [], {}
-  for name in FINGER_ORDER:
-    spec = FINGERS[name]
-    direction = finger_direction(spec.fan_deg)
-    center = np.asarray(spec.mcp) + BASE_OFFSET * direction
-    r = spec.radius[0] * 1.08
-    d_ids = b.add(ellipse_ring(center, direction, (0, 1, 0), r, 0.85 * r, dorsal_angles),
-                  PALM, BASE_OFFSET, center)
-    p_ids = b.add(ellipse_ring(center, direction, (0, 1, 0), r, 0.85 * r, palmar_angles),
-                  PALM, BASE_OFFSET, center)
-    dorsal.append(d_ids)
-    palmar.append(p_ids)
-    base_loops[name] = (np.concatenate([d_ids, p_ids[::-1]]),
-                        np.concatenate([dorsal_angles, palmar_angles[::-1]]))
-  distal = np.concatenate([np.concatenate(dorsal), np.concatenate(palmar)[::-1]])
+  loop_angles = np.concatenate([dorsal_angles, palmar_angles[::-1]])
+
+  def finger_loops(offset, region_of, scale):
+    dorsal, palmar, loops = [], [], {}
+    for name in FINGER_ORDER:
+      spec = FINGERS[name]
+      direction = finger_direction(spec.fan_deg)
+      center = np.asarray(spec.mcp) + offset * direction
+      r = spec.radius[0] * scale
+      d_ids = b.add(ellipse_ring(center, direction, (0, 1, 0), r, 0.85 * r, dorsal_angles),
+                    region_of(name), offset, center)
+      p_ids = b.add(ellipse_ring(center, direction, (0, 1, 0), r, 0.85 * r, palmar_angles),
+                    region_of(name), offset, center)
+      dorsal.append(d_ids)
+      palmar.append(p_ids)
+      loops[name] = np.concatenate([d_ids, p_ids[::-1]])
+    ring = np.concatenate([np.concatenate(dorsal), np.concatenate(palmar)[::-1]])
+    return ring, dorsal, palmar, loops
+
+  knuckle, _, _, knuckle_loops = finger_loops(0.0, lambda name: PALM, 1.15)
   points = np.asarray(b.points)
-  b.zip_rings(transition[0], transition[1], distal,
-              ring_angles(points[distal], transition[2], (-1, 0, 0), (0, 1, 0)))
+  b.zip_rings(transition[0], transition[1], knuckle,
+              ring_angles(points[knuckle], transition[2], (-1, 0, 0), (0, 1, 0)))
+  web, dorsal, palmar, base_loops = finger_loops(WEB_OFFSET, lambda name: PALM, 1.06)
+  for k in range(len(knuckle)):  # rings of equal size and order: a strip of quads.
+    nxt = (k + 1) % len(knuckle)
+    b.faces.append((knuckle[k], knuckle[nxt], web[k]))
+    b.faces.append((knuckle[nxt], web[nxt], web[k]))
   for f in range(len(FINGER_ORDER) - 1):  # webs between neighbouring fingers.
     b.faces.append((dorsal[f][-1], dorsal[f + 1][0], palmar[f][-1]))
     b.faces.append((dorsal[f + 1][0], palmar[f + 1][0], palmar[f][-1]))
@@ -244,18 +260,19 @@ def build_right_hand(transition_ring_size: int):
     direction = finger_direction(spec.fan_deg)
     skeleton = finger_skeleton(spec)
     joints[list(finger_joint_ids[name])] = skeleton[:3]
-    stations, radii, length = _tube_profile(spec.lengths, *spec.radius)
+    stations, radii, length = _tube_profile(spec.lengths, *spec.radius, WEB_OFFSET)
     joint_arcs = np.concatenate([[0.0], np.cumsum(spec.lengths)[:2]])
-    previous, previous_angles = base_loops[name]
+    previous, previous_angles = base_loops[name], loop_angles
     for s, r in zip(stations, radii):
       center = skeleton[0] + s * direction
       ids = b.add(ellipse_ring(center, direction, (0, 1, 0), r, 0.85 * r, ring_angles_uniform),
                   FINGER_REGIONS[name], s, center)
       b.zip_rings(previous, previous_angles, ids, ring_angles_uniform)
-      for joint, joint_s in zip(finger_joint_ids[name], joint_arcs):
+      for joint, joint_s in zip(finger_joint_ids[name][1:], joint_arcs[1:]):
         if np.isclose(s, joint_s):
           joint_rings[joint] = ids
       previous, previous_angles = ids, ring_angles_uniform
+    joint_rings[finger_joint_ids[name][0]] = knuckle_loops[name]
     apex = b.add(skeleton[3] - 0.1 * spec.radius[1] * np.array([0, 1, 0]),
                  FINGER_REGIONS[name], length, skeleton[3])[0]
     b.cap(previous, apex)

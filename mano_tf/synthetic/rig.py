@@ -14,6 +14,9 @@ _FINGER_JOINTS = {"index": (1, 2, 3), "middle": (4, 5, 6), "pinky": (7, 8, 9),
                   "ring": (10, 11, 12)}
 _TAU_KNUCKLE = 0.0045  # blending width (m) of the skin around the MCP joints...
 _TAU_JOINT = 0.003     # ...and around the finger's inner joints.
+# The palm's skin over the knuckles blends more slowly: it stretches from the palm over
+# the MCP joints to the webs, 16 mm further, where the fingers part.
+_TAU_PALM_KNUCKLE = 0.010
 
 
 def _sigmoid(x):
@@ -56,7 +59,7 @@ def skinning_weights(hand) -> np.ndarray:
     rel = p - np.asarray(spec.mcp)
     along = rel @ direction
     lateral = rel @ np.cross(direction, [0.0, 1.0, 0.0])
-    finger_share[:, f] = _sigmoid(along / _TAU_KNUCKLE)
+    finger_share[:, f] = _sigmoid(along / _TAU_PALM_KNUCKLE)
     lateral_kernel[:, f] = np.exp(-(lateral / 0.012) ** 2)
   lateral_kernel /= lateral_kernel.sum(axis=1, keepdims=True) + 1e-12
   finger_share *= lateral_kernel
