@@ -16,12 +16,12 @@ beat.
 """
 
 import os
-import re
 import tempfile
 import time
 
 import numpy as np
 from absl import app, flags
+from branch_spec import parse_branch
 
 from hand_tf import startup
 
@@ -61,17 +61,15 @@ def main(argv):
   from hand_tf.model.s2hand import ModelConfig
   from hand_tf.training.objective import ObjectiveConfig
   from hand_tf.training.trainer import Trainer, TrainerConfig
+  try:
+    widths = [parse_branch(width) for width in WIDTHS.value]
+  except ValueError as error:
+    raise app.UsageError(f"--widths: {error}") from None
   size, data = SIZE.value, DATA.value
   detections = DETECTIONS.value or os.path.join(data, "training_detections.json")
   train = read_freihand(data, image_size=size, load_vertices=False, detections=detections)
   test = read_freihand(data, "evaluation", image_size=size, load_vertices=False)
   truth = project(test.joints3d, test.intrinsics)
-  widths = []
-  for width in WIDTHS.value:
-    match = re.fullmatch(r"(\d+)x(\d+)(?:s(\d+))?", width)
-    if not match:
-      raise app.UsageError(f"--widths: {width!r} is not FEATURESxSTACKS[sSTEM]")
-    widths.append((int(match[1]), int(match[2]), int(match[3] or 128)))
   print(f"{len(train)} training images, {len(test)} held-out, {size} px, "
         f"{EPOCHS.value} epochs of the '2d' stage per width, batch {BATCH.value}")
   for features, stacks, stem in widths:

@@ -17,12 +17,12 @@ is printed as 'other'.  Ends with images/s per configuration as a ratio to the f
 one, measured in the same run.
 """
 
-import re
 import time
 
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
+from branch_spec import parse_branch
 
 from hand_tf import startup
 from hand_tf.model.s2hand import ModelConfig
@@ -157,14 +157,15 @@ def main(argv):
     rates = {}
     for config in CONFIGS.value:
       precision, width, *xla = config.split("/")
-      match = re.fullmatch(r"(\d+)(?:x(\d+))?(?:s(\d+))?", width)
-      if xla not in ([], ["xla"]) or not match:
+      try:
+        if xla not in ([], ["xla"]):
+          raise ValueError("ends in something other than /xla")
+        features, stacks, stem = parse_branch(width)
+      except ValueError as error:
         raise app.UsageError(f"--configs: {config!r} is not "
-                             "precision/features[xstacks][sstem][/xla]")
-      features, stacks, stem = match.groups()
+                             f"precision/features[xstacks][sstem][/xla]: {error}") from None
       rates[config] = benchmark(int(size), BATCH.value, REPEATS.value, BACKEND.value,
-                                precision, int(features), int(stacks or 2), int(stem or 128),
-                                bool(xla))
+                                precision, features, stacks, stem, bool(xla))
     reference = rates[CONFIGS.value[0]]
     print(f"size {size}: images/s per configuration (x {CONFIGS.value[0]}, same run): "
           + ", ".join(f"{c} {r:.1f} ({r / reference:.2f}x)" for c, r in rates.items()),

@@ -82,11 +82,14 @@ FROM_IMAGE = flags.DEFINE_bool(
     "Translation head in crop terms (pixel offset, depth under a nominal focal length), "
     "placed through each crop's K: for crops whose focal lengths vary, as photo crops' do "
     "(docs/experiments.md).")
-HG_FEATURES = flags.DEFINE_integer("hourglass_features", 256, "2D branch width.")
-HG_STACKS = flags.DEFINE_integer("hourglass_stacks", 2, "2D branch hourglass stacks.")
+HG_FEATURES = flags.DEFINE_integer("hourglass_features", 256, "2D branch width.",
+                                   lower_bound=1)
+HG_STACKS = flags.DEFINE_integer("hourglass_stacks", 2, "2D branch hourglass stacks.",
+                                 lower_bound=1)
 HG_STEM = flags.DEFINE_integer("hourglass_stem_features", 128,
                                "Width of the 2D branch's stem (the paper's 128; at 64 "
-                               "hourglass features, 64 makes the branch ~2x cheaper).")
+                               "hourglass features, 64 makes the branch ~2x cheaper).",
+                               lower_bound=1)
 ROTATION = flags.DEFINE_enum(
     "rotation", "6d", ["6d", "axis_angle"],
     "What the rotation head predicts: 6d (continuous; the default) or S2HAND's axis-angle "

@@ -155,6 +155,11 @@ def test_train_cli_errors_name_the_problem(tmp_path, synthetic_dataset):
   assert result.returncode != 0 and result.stderr.strip().splitlines() == [
       f"error: {tmp_path / 'nowhere'}: FreiHAND folder not found (see --help)"]
   assert result.returncode == 2
+  # A 2D branch of no width: one line before anything is read or built.
+  result = _train_cli("--data_dir", str(root), "--hourglass_stem_features", "0",
+                      "--out_dir", str(tmp_path / "narrow"))
+  assert result.returncode != 0 and result.stderr.strip().splitlines() == [
+      "error: flag --hourglass_stem_features=0: 0 is not a positive integer (see --help)"]
   # A missing --init_from: one line before any model is built (a run folder or a
   # checkpoint prefix is what it takes).
   result = _train_cli("--data_dir", str(root), "--stage", "3d", "--init_from",
