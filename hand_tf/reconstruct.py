@@ -194,16 +194,15 @@ def draw_hands(image: np.ndarray, hands: Sequence[Hand], textured: bool = True,
     image: `[H, W, 3]` uint8 RGB, the photo the hands were reconstructed in.
     hands: `Hand`s whose intrinsics are this image's.
   """
-  canvas = image
+  canvas = image.copy()  # the one copy: everything below draws onto it
   for hand in sorted(hands, key=lambda h: -float(np.median(h.vertices[:, 2]))):
-    canvas = visualize.draw_mesh(canvas, hand.vertices, hand.faces, hand.intrinsics,
-                                 hand.vertex_colors if textured else None, alpha=alpha)
-  canvas = canvas.copy()
+    visualize.paint_mesh(canvas, hand.vertices, hand.faces, hand.intrinsics,
+                         hand.vertex_colors if textured else None, alpha=alpha)
   # Keypoints and labels sized to the image, so that small crops still show the mesh.
   radius = max(1, round(min(image.shape[:2]) / 80))
   for hand in hands:
-    canvas = visualize.draw_keypoints(canvas, hand.joints2d, radius=radius,
-                                      thickness=max(1, radius // 2))
+    visualize.paint_keypoints(canvas, hand.joints2d, radius=radius,
+                              thickness=max(1, radius // 2))
     x0, y0, side = (int(round(float(v))) for v in hand.box[:3])
     cv2.rectangle(canvas, (x0, y0), (x0 + side, y0 + side), BOX_COLORS[hand.side], 1)
     scale = max(0.35, min(image.shape[:2]) / 600)

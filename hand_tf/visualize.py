@@ -30,6 +30,15 @@ def draw_mesh(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
     A new `[H, W, 3]` uint8 image.
   """
   canvas = image.copy()
+  paint_mesh(canvas, vertices, faces, intrinsics, vertex_colors, light_dir, alpha)
+  return canvas
+
+
+def paint_mesh(canvas: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
+               intrinsics: np.ndarray, vertex_colors: Optional[np.ndarray] = None,
+               light_dir: Sequence[float] = (0.2, 0.4, 1.0), alpha: float = 1.0) -> None:
+  """`draw_mesh` onto `canvas` itself (`[H, W, 3]` uint8 RGB, modified in place): a frame
+  with several hands is then copied once, not once a hand and once for its keypoints."""
   uv = project(vertices, intrinsics)
   # Per-face sums written out over the 3 corners: numpy's axis reductions and einsum on
   # [F, 3, 3] arrays cost as much as all of OpenCV's filling at this size.
@@ -40,6 +49,8 @@ def draw_mesh(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
   facing = (normals * centers).sum(axis=1) < 0  # facing the camera
   drawn = facing & (a[:, 2] > 1e-6) & (b[:, 2] > 1e-6) & (c[:, 2] > 1e-6)
   order = np.flatnonzero(drawn)
+  if not len(order):
+    return
   order = order[np.argsort(-centers[order, 2])]  # far to near
   light = -np.asarray(light_dir, dtype=np.float64)
   light /= np.linalg.norm(light)
@@ -53,36 +64,44 @@ def draw_mesh(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
                    + vertex_colors[drawn_faces[:, 2]]) / 3.0
   # Integer colours: OpenCV takes them as they are, and ints convert to lists faster.
   colors = np.clip(face_colors * shade[:, None] * 255.0 + 0.5, 0, 255).astype(np.int32)
-  scale = 16  # sub-pixel precision of cv2.fillConvexPoly (4 fractional bits)
+  shift = 4  # sub-pixel precision of cv2.fillConvexPoly (fractional bits)
+  scale = 1 << shift
   corners = np.round(uv[faces[order]] * scale).astype(np.int32)  # [drawn F, 3, 2]
-  # The loop only hands OpenCV its triangles, a face at a time: each has its own colour,
-  # and the painter's order must hold.
-  for pts, color in zip(corners, colors.tolist()):
-    cv2.fillConvexPoly(canvas, pts, color, cv2.LINE_AA, shift=4)
-  if alpha < 1.0 and len(corners):
-    # Blend only the mesh's box: the rest of the canvas is the image already.
-    height, width = image.shape[:2]
+  under = None
+  if alpha < 1.0:
+    # Blend only the mesh's box: the rest of the canvas stays as it was.
+    height, width = canvas.shape[:2]
     x0, y0 = np.clip(corners.reshape(-1, 2).min(axis=0) // scale - 1, 0, [width, height])
     x1, y1 = np.clip(corners.reshape(-1, 2).max(axis=0) // scale + 2, 0, [width, height])
-    if x1 > x0 and y1 > y0:
-      box = np.s_[y0:y1, x0:x1]
-      canvas[box] = cv2.addWeighted(canvas[box], alpha, image[box], 1.0 - alpha, 0.0)
-  return canvas
+    box = np.s_[y0:y1, x0:x1]
+    under = canvas[box].copy()
+  # The loop only hands OpenCV its triangles, a face at a time: each has its own colour,
+  # and the painter's order must hold.
+  fill, antialiased = cv2.fillConvexPoly, cv2.LINE_AA
+  for pts, color in zip(list(corners), colors.tolist()):
+    fill(canvas, pts, color, antialiased, shift)
+  if under is not None and under.size:
+    canvas[box] = cv2.addWeighted(canvas[box], alpha, under, 1.0 - alpha, 0.0)
 
 
 def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, radius: int = 3,
                    thickness: int = 2) -> np.ndarray:
   """Draws 21 keypoints (KEYPOINT_NAMES order, pixels) and their bones, one colour a finger."""
   canvas = image.copy()
-  pts = np.asarray(keypoints, dtype=np.float64)
+  paint_keypoints(canvas, keypoints, radius, thickness)
+  return canvas
+
+
+def paint_keypoints(canvas: np.ndarray, keypoints: np.ndarray, radius: int = 3,
+                    thickness: int = 2) -> None:
+  """`draw_keypoints` onto `canvas` itself (modified in place)."""
+  pts = [tuple(p) for p in np.rint(np.asarray(keypoints, np.float64)).astype(int).tolist()]
   for parent, child in constants.BONES:
-    color = FINGER_COLORS[(child - 1) // 4]
-    cv2.line(canvas, tuple(int(round(c)) for c in pts[parent]),
-             tuple(int(round(c)) for c in pts[child]), color, thickness, cv2.LINE_AA)
+    cv2.line(canvas, pts[parent], pts[child], FINGER_COLORS[(child - 1) // 4], thickness,
+             cv2.LINE_AA)
   for k, p in enumerate(pts):
     color = (255, 255, 255) if k == 0 else FINGER_COLORS[(k - 1) // 4]
-    cv2.circle(canvas, (int(round(p[0])), int(round(p[1]))), radius, color, -1, cv2.LINE_AA)
-  return canvas
+    cv2.circle(canvas, p, radius, color, -1, cv2.LINE_AA)
 
 
 def tile_grid(tiles: Sequence[np.ndarray], columns: int = 4, fill: int = 255) -> np.ndarray:

@@ -63,6 +63,28 @@ def test_a_translucent_mesh_blends_where_it_is_drawn_and_nowhere_else(shift):
   np.testing.assert_array_equal(half[~covered], image[~covered])
 
 
+def test_hands_drawn_onto_one_copy_match_drawing_them_one_at_a_time():
+  """draw_hands paints every hand onto a single copy of the frame: the frame itself is
+  left as it was, and the second translucent hand blends over the first."""
+  from hand_tf import reconstruct
+  image = np.full((100, 100, 3), 100, np.uint8)
+  before = image.copy()
+  meshes = [_triangle(2.0, 0.4, GREEN), _triangle(1.5, 0.2, RED)]
+  joints2d = np.random.default_rng(0).uniform(10, 90, (21, 2))
+  hands = [reconstruct.Hand(vertices=v, faces=np.array([[0, 1, 2]]), joints3d=np.zeros((21, 3)),
+                            joints2d=joints2d, vertex_colors=c, box=np.array([5, 5, 90, 90]),
+                            intrinsics=K, outputs={}) for v, c in meshes]
+  drawn = reconstruct.draw_hands(image, hands, alpha=0.6)
+  np.testing.assert_array_equal(image, before)
+  expected = image
+  for v, c in meshes:  # the farther hand first
+    expected = visualize.draw_mesh(expected, v, np.array([[0, 1, 2]]), K, c, alpha=0.6)
+  on_mesh = np.all(visualize.draw_keypoints(np.zeros_like(image), joints2d, 1, 1) == 0, -1)
+  on_mesh &= np.any(expected != image, axis=-1)  # drawn mesh, no keypoint or box over it
+  assert on_mesh.sum() > 100
+  np.testing.assert_array_equal(drawn[on_mesh], expected[on_mesh])
+
+
 def test_tiles_fill_rows_left_to_right_and_the_last_row_with_blank_tiles():
   tiles = [np.full((2, 3, 3), k, np.uint8) for k in range(5)]
   grid = visualize.tile_grid(tiles, columns=2)
