@@ -135,20 +135,23 @@ def _op_counts(path):
 
 
 def _mobile_frame_ms(model_path, image, runs, threads):
-  """Median per-stage ms of mobile_demo's pipeline on a 640 x 480 frame holding `image`."""
+  """Median per-stage ms of mobile_demo's pipeline on a 640 x 480 frame holding `image`,
+  and the drawn mesh's height in pixels (drawing time grows with it)."""
   import cv2
 
+  from hand_tf.camera import project
   from mobile_demo.pipeline import HandPipeline
   frame = np.full((480, 640, 3), 60, np.uint8)
   frame[100:324, 200:424] = cv2.resize(image, (224, 224))
   pipeline = HandPipeline(model_path, threads, box=np.array([200, 100, 224, 224]))
   for _ in range(3):
-    pipeline.process(frame)
+    hands = pipeline.process(frame)[0]
   stages = {}
   for _ in range(runs):
     for name, ms in pipeline.process(frame)[2].items():
       stages.setdefault(name, []).append(ms)
-  return {name: float(np.median(values)) for name, values in stages.items()}
+  height = float(np.ptp(project(hands[0].vertices, hands[0].intrinsics)[:, 1]))
+  return {name: float(np.median(values)) for name, values in stages.items()}, height
 
 
 def main(argv):
@@ -244,9 +247,9 @@ def main(argv):
           f"({100 * rest_ms / encoder_ms:.0f}%)")
   print(f"int8 model: {islands['QUANTIZE']} QUANTIZE and {islands['DEQUANTIZE']} DEQUANTIZE "
         f"ops around its float islands, {sum(islands.values())} ops in all")
-  stages = _mobile_frame_ms(os.path.join(directory, ARTEFACT["tflite_int8"]), images[0],
-                            RUNS.value, THREADS.value)
-  print("mobile_demo per frame (640 x 480, int8, fixed box), ms: "
+  stages, height = _mobile_frame_ms(os.path.join(directory, ARTEFACT["tflite_int8"]),
+                                    images[0], RUNS.value, THREADS.value)
+  print(f"mobile_demo per frame (640 x 480, int8, fixed box, mesh {height:.0f} px tall), ms: "
         + ", ".join(f"{name[:-3]} {ms:.1f}" for name, ms in stages.items())
         + f"; total / model {stages['total_ms'] / int8_ms:.2f}x")
   print("parity (vertex difference to Keras, mm; max for float, mean for fp16/int8): "
