@@ -157,6 +157,7 @@ def _mobile_frame_ms(model_path, image, runs, threads):
 def main(argv):
   del argv
   startup.quiet_tensorflow()
+  import keras
   import tensorflow as tf
   tf.config.threading.set_intra_op_parallelism_threads(THREADS.value)
   tf.config.threading.set_inter_op_parallelism_threads(THREADS.value)
@@ -169,6 +170,9 @@ def main(argv):
   if CHECKPOINT.value:
     config, model = load_checkpoint_model(CHECKPOINT.value)
   else:
+    # Seeded: latency does not depend on the weights, but mobile_demo's drawing time
+    # grows with the hand they predict (its size and how much of it overlaps).
+    keras.utils.set_random_seed(0)
     config = ModelConfig(image_size=IMAGE_SIZE.value)
     model = build_models(config)[0]
   size = config.image_size

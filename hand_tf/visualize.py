@@ -15,7 +15,8 @@ FINGER_COLORS = ((230, 60, 60), (60, 180, 60), (60, 100, 230), (230, 170, 40), (
 def draw_mesh(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
               intrinsics: np.ndarray, vertex_colors: Optional[np.ndarray] = None,
               light_dir: Sequence[float] = (0.2, 0.4, 1.0), alpha: float = 1.0) -> np.ndarray:
-  """Draws a shaded mesh over an RGB image (painter's algorithm, back faces culled).
+  """Draws a shaded mesh over an RGB image (painter's algorithm, back faces culled, the
+  outline antialiased).
 
   Args:
     image: `[H, W, 3]` uint8 RGB; not modified.
@@ -32,6 +33,37 @@ def draw_mesh(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
   canvas = image.copy()
   paint_mesh(canvas, vertices, faces, intrinsics, vertex_colors, light_dir, alpha)
   return canvas
+
+
+def face_neighbours(faces: np.ndarray) -> np.ndarray:
+  """`[F, 3]` the face across each face's edges (k, k+1), or -1 on an open boundary.
+
+  Args:
+    faces: `[F, 3]` triangle indices, consistently wound (each directed edge once).
+  """
+  faces = np.asarray(faces, np.int64)
+  num_vertices = int(faces.max()) + 1 if faces.size else 0
+  start, end = faces, np.roll(faces, -1, axis=1)
+  edge_keys = (start * num_vertices + end).ravel()  # edge (k, k+1) of face f at 3f + k
+  across_keys = (end * num_vertices + start).ravel()
+  sorted_edges = np.argsort(edge_keys)
+  found = np.searchsorted(edge_keys[sorted_edges], across_keys).clip(0, len(edge_keys) - 1)
+  match = sorted_edges[found]
+  neighbours = np.where(edge_keys[match] == across_keys, match // 3, -1)
+  return neighbours.reshape(-1, 3)
+
+
+_NEIGHBOURS_CACHE = {}
+
+
+def _cached_neighbours(faces: np.ndarray) -> np.ndarray:
+  # A frame's hands share one face array: the adjacency is built once per mesh topology.
+  key = (faces.shape, faces.dtype.str, faces.tobytes())
+  if key not in _NEIGHBOURS_CACHE:
+    if len(_NEIGHBOURS_CACHE) > 8:
+      _NEIGHBOURS_CACHE.clear()
+    _NEIGHBOURS_CACHE[key] = face_neighbours(faces)
+  return _NEIGHBOURS_CACHE[key]
 
 
 def paint_mesh(canvas: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
@@ -75,11 +107,17 @@ def paint_mesh(canvas: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
     x1, y1 = np.clip(corners.reshape(-1, 2).max(axis=0) // scale + 2, 0, [width, height])
     box = np.s_[y0:y1, x0:x1]
     under = canvas[box].copy()
+  # Antialiasing shows only on the outline (faces next to a culled or missing face);
+  # inside, neighbours cover each other's edges, and OpenCV's antialiased fill costs
+  # ~40% more a face.
+  neighbours = _cached_neighbours(faces)[order]
+  outline = np.any(neighbours < 0, axis=1) | ~np.all(drawn[neighbours], axis=1)
+  line_types = np.where(outline, cv2.LINE_AA, cv2.LINE_8).tolist()
   # The loop only hands OpenCV its triangles, a face at a time: each has its own colour,
   # and the painter's order must hold.
-  fill, antialiased = cv2.fillConvexPoly, cv2.LINE_AA
-  for pts, color in zip(list(corners), colors.tolist()):
-    fill(canvas, pts, color, antialiased, shift)
+  fill = cv2.fillConvexPoly
+  for pts, color, line_type in zip(list(corners), colors.tolist(), line_types):
+    fill(canvas, pts, color, line_type, shift)
   if under is not None and under.size:
     canvas[box] = cv2.addWeighted(canvas[box], alpha, under, 1.0 - alpha, 0.0)
 

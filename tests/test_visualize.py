@@ -1,10 +1,14 @@
 """The OpenCV mesh drawing the overlays use: nearer faces over farther ones whatever
 their order in the face list, back faces and faces behind the camera left out."""
 
+import cv2
 import numpy as np
 import pytest
+from scipy.spatial import ConvexHull
+from scipy.spatial.transform import Rotation
 
 from hand_tf import visualize
+from hand_tf.camera import project
 
 K = np.array([[100.0, 0.0, 50.0], [0.0, 100.0, 50.0], [0.0, 0.0, 1.0]])
 RED, GREEN = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)
@@ -83,6 +87,67 @@ def test_hands_drawn_onto_one_copy_match_drawing_them_one_at_a_time():
   on_mesh &= np.any(expected != image, axis=-1)  # drawn mesh, no keypoint or box over it
   assert on_mesh.sum() > 100
   np.testing.assert_array_equal(drawn[on_mesh], expected[on_mesh])
+
+
+def _grid(n=4, z=2.0, half=0.8):
+  """An n x n grid of squares (two triangles each) facing the camera, colours alternating."""
+  xs = np.linspace(-half, half, n + 1)
+  vertices = np.array([[x, y, z] for y in xs for x in xs])
+  faces, colours = [], []
+  for row in range(n):
+    for col in range(n):
+      a = row * (n + 1) + col
+      b, c, d = a + 1, a + n + 1, a + n + 2
+      faces += [[a, c, b], [b, c, d]]  # counter-clockwise seen from the camera (y down)
+  faces = np.array(faces)
+  colours = np.where((np.arange(len(vertices)) % 2)[:, None], RED, GREEN)
+  return vertices, faces, colours
+
+
+def test_face_neighbours_pair_up_across_every_shared_edge():
+  from mano_tf.synthetic import build_synthetic_mano
+  faces = build_synthetic_mano().faces
+  neighbours = visualize.face_neighbours(faces)
+  assert (neighbours < 0).sum() == 16  # the wrist opening
+  for f in range(len(faces)):
+    for k in range(3):
+      g = neighbours[f, k]
+      if g >= 0:  # g has the same edge, the other way round, and f across it
+        edge = {faces[f, k], faces[f, (k + 1) % 3]}
+        (m,) = [m for m in range(3) if {faces[g, m], faces[g, (m + 1) % 3]} == edge]
+        assert neighbours[g, m] == f
+
+
+def _outline(drawn):
+  """The drawn pixels with an undrawn one among their 8 neighbours."""
+  covered = drawn.any(axis=-1).astype(np.uint8)
+  return covered.astype(bool) & ~cv2.erode(covered, np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def test_the_outline_is_antialiased_and_the_inside_is_not():
+  """Only the mesh's outline blends into the background; inside, faces meet crisply
+  (antialiasing costs OpenCV ~40% more a face and would only blur the facets)."""
+  vertices, faces, colours = _grid(6)  # squares of 13.3 px from 10 to 90 px
+  drawn = visualize.draw_mesh(np.zeros((100, 100, 3), np.uint8), vertices, faces, K, colours)
+  centroids = np.rint(project(vertices[faces].mean(axis=1), K)).astype(int)
+  face_colours = {tuple(drawn[y, x]) for x, y in centroids}
+  assert len(face_colours) >= 2
+  # The faces of the inner 4 x 4 squares (from 23.3 to 76.7 px) touch no outline.
+  inside = np.s_[26:75, 26:75]
+  assert {tuple(p) for p in drawn[inside].reshape(-1, 3)} <= face_colours  # no blends
+  outline = drawn[_outline(drawn)].max(axis=-1)
+  assert np.sum((outline > 0) & (outline < 0.6 * max(max(c) for c in face_colours))) > 20
+  # A closed mesh has no open edge: its outline is where faces meet culled ones.
+  corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
+  turn = Rotation.from_euler("xy", [35, 40], degrees=True)
+  cube = turn.apply(0.5 * corners) + [0.0, 0.0, 3.0]
+  faces = ConvexHull(cube).simplices
+  normals = np.cross(cube[faces[:, 1]] - cube[faces[:, 0]], cube[faces[:, 2]] - cube[faces[:, 0]])
+  inward = np.sum(normals * (cube[faces].mean(axis=1) - cube.mean(axis=0)), axis=1) < 0
+  faces[inward] = faces[inward][:, ::-1]
+  drawn = visualize.draw_mesh(np.zeros((100, 100, 3), np.uint8), cube, faces, K)
+  lit = np.median(drawn[drawn.any(axis=-1)].max(axis=-1))
+  assert np.sum(drawn[_outline(drawn)].max(axis=-1) < 0.5 * lit) > 20
 
 
 def test_tiles_fill_rows_left_to_right_and_the_last_row_with_blank_tiles():
