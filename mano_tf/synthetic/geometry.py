@@ -221,7 +221,7 @@ def build_right_hand(transition_ring_size: int):
   palmar_angles = 180.0 - dorsal_angles
   loop_angles = np.concatenate([dorsal_angles, palmar_angles[::-1]])
 
-  def finger_loops(offset, region_of, scale):
+  def finger_loops(offset, scale):  # loops of palm skin, `offset` past the MCP joints
     dorsal, palmar, loops = [], [], {}
     for name in FINGER_ORDER:
       spec = FINGERS[name]
@@ -229,20 +229,20 @@ def build_right_hand(transition_ring_size: int):
       center = np.asarray(spec.mcp) + offset * direction
       r = spec.radius[0] * scale
       d_ids = b.add(ellipse_ring(center, direction, (0, 1, 0), r, 0.85 * r, dorsal_angles),
-                    region_of(name), offset, center)
+                    PALM, offset, center)
       p_ids = b.add(ellipse_ring(center, direction, (0, 1, 0), r, 0.85 * r, palmar_angles),
-                    region_of(name), offset, center)
+                    PALM, offset, center)
       dorsal.append(d_ids)
       palmar.append(p_ids)
       loops[name] = np.concatenate([d_ids, p_ids[::-1]])
     ring = np.concatenate([np.concatenate(dorsal), np.concatenate(palmar)[::-1]])
     return ring, dorsal, palmar, loops
 
-  knuckle, _, _, knuckle_loops = finger_loops(0.0, lambda name: PALM, 1.15)
+  knuckle, _, _, knuckle_loops = finger_loops(0.0, 1.15)
   points = np.asarray(b.points)
   b.zip_rings(transition[0], transition[1], knuckle,
               ring_angles(points[knuckle], transition[2], (-1, 0, 0), (0, 1, 0)))
-  web, dorsal, palmar, base_loops = finger_loops(WEB_OFFSET, lambda name: PALM, 1.06)
+  web, dorsal, palmar, web_loops = finger_loops(WEB_OFFSET, 1.06)
   for k in range(len(knuckle)):  # rings of equal size and order: a strip of quads.
     nxt = (k + 1) % len(knuckle)
     b.faces.append((knuckle[k], knuckle[nxt], web[k]))
@@ -262,7 +262,7 @@ def build_right_hand(transition_ring_size: int):
     joints[list(finger_joint_ids[name])] = skeleton[:3]
     stations, radii, length = _tube_profile(spec.lengths, *spec.radius, WEB_OFFSET)
     joint_arcs = np.concatenate([[0.0], np.cumsum(spec.lengths)[:2]])
-    previous, previous_angles = base_loops[name], loop_angles
+    previous, previous_angles = web_loops[name], loop_angles
     for s, r in zip(stations, radii):
       center = skeleton[0] + s * direction
       ids = b.add(ellipse_ring(center, direction, (0, 1, 0), r, 0.85 * r, ring_angles_uniform),
