@@ -91,8 +91,7 @@ def main(argv):
     branch = trainer.training_model.get_layer("keypoint_branch")
     predicted = []
     for batch in pipeline.make_dataset(test, BATCH.value):
-      stacks_out = branch(batch["image"], training=False)
-      last = stacks_out[-1] if isinstance(stacks_out, (list, tuple)) else stacks_out
+      last = tf.nest.flatten(branch(batch["image"], training=False))[-1]
       predicted.append(tf.cast(last, tf.float32).numpy())
     errors = _errors(np.concatenate(predicted), truth)
     print(f"hourglass {features:3d} features x {stacks} stacks, stem {stem:3d}: "

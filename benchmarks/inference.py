@@ -135,10 +135,10 @@ def _op_counts(path):
 
 
 def _mobile_frame_ms(model_path, image, intrinsics, runs, threads):
-  """Median per-stage ms of mobile_demo's pipeline on a 640 x 480 frame holding `image`,
-  with the model's own time (`image`, `intrinsics` through the pipeline's predictor)
-  taken in the same rounds, and the drawn mesh's height in pixels (drawing time grows
-  with it)."""
+  """Median per-stage ms of mobile_demo's pipeline on a 640 x 480 frame holding `image`;
+  the median ms of the model alone (`image`, `intrinsics` through the pipeline's
+  predictor) in the same rounds; and the drawn mesh's height in pixels (drawing time
+  grows with it)."""
   import cv2
 
   from hand_tf.camera import project
@@ -148,15 +148,16 @@ def _mobile_frame_ms(model_path, image, intrinsics, runs, threads):
   pipeline = HandPipeline(model_path, threads, box=np.array([200, 100, 224, 224]))
   for _ in range(3):
     hands = pipeline.process(frame)[0]
-  stages = {"model_ms": []}
+  stages, model_ms = {}, []
   for _ in range(runs):
     start = time.perf_counter()
     pipeline.predictor.predict(image[None], intrinsics[None])
-    stages["model_ms"].append(1000 * (time.perf_counter() - start))
+    model_ms.append(1000 * (time.perf_counter() - start))
     for name, ms in pipeline.process(frame)[2].items():
       stages.setdefault(name, []).append(ms)
   height = float(np.ptp(project(hands[0].vertices, hands[0].intrinsics)[:, 1]))
-  return {name: float(np.median(values)) for name, values in stages.items()}, height
+  return ({name: float(np.median(values)) for name, values in stages.items()},
+          float(np.median(model_ms)), height)
 
 
 def main(argv):
@@ -256,9 +257,9 @@ def main(argv):
           f"({100 * rest_ms / encoder_ms:.0f}%)")
   print(f"int8 model: {islands['QUANTIZE']} QUANTIZE and {islands['DEQUANTIZE']} DEQUANTIZE "
         f"ops around its float islands, {sum(islands.values())} ops in all")
-  stages, height = _mobile_frame_ms(os.path.join(directory, ARTEFACT["tflite_int8"]),
-                                    images[0], intrinsics[0], RUNS.value, THREADS.value)
-  model_ms = stages.pop("model_ms")
+  stages, model_ms, height = _mobile_frame_ms(
+      os.path.join(directory, ARTEFACT["tflite_int8"]), images[0], intrinsics[0],
+      RUNS.value, THREADS.value)
   print(f"mobile_demo per frame (640 x 480, int8, fixed box, mesh {height:.0f} px tall), ms: "
         + ", ".join(f"{name[:-3]} {ms:.1f}" for name, ms in stages.items())
         + f"; the model alone {model_ms:.1f} in the same rounds; total / model "

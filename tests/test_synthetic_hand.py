@@ -100,7 +100,7 @@ def test_the_fingers_part_past_their_knuckles_as_on_a_real_hand():
     assert palm_reach > 0.012, name
     assert finger_start > palm_reach, name
     # The MCP joint is regressed from the palm's skin around it.
-    mcp = {"index": 1, "middle": 4, "ring": 10, "pinky": 7}[name]
+    mcp = geometry.FINGER_JOINTS[name][0]
     assert np.all(hand.region[hand.joint_rings[mcp]] == geometry.PALM), name
 
 

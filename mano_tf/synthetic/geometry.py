@@ -44,6 +44,9 @@ FINGERS: Dict[str, FingerSpec] = {
     "pinky": FingerSpec((0.015, 0.0, -0.0345), -12.0, (0.0290, 0.0180, 0.0190), (0.0080, 0.0064)),
 }
 FINGER_ORDER = ("index", "middle", "ring", "pinky")  # radial to ulnar.
+# MANO's joint ids of each finger's MCP, PIP and DIP joints (MANO orders pinky before ring).
+FINGER_JOINTS = {"index": (1, 2, 3), "middle": (4, 5, 6), "pinky": (7, 8, 9),
+                 "ring": (10, 11, 12)}
 THUMB_LENGTHS = (0.040, 0.032, 0.027)  # CMC->MCP, MCP->IP, IP->tip.
 THUMB_RADIUS = (0.0135, 0.0105, 0.0095, 0.0080)  # thenar, MCP, IP, tip.
 
@@ -252,14 +255,12 @@ def build_right_hand(transition_ring_size: int):
     b.faces.append((dorsal[f + 1][0], palmar[f + 1][0], palmar[f][-1]))
 
   # Fingers.
-  finger_joint_ids = {"index": (1, 2, 3), "middle": (4, 5, 6), "pinky": (7, 8, 9),
-                      "ring": (10, 11, 12)}
   ring_angles_uniform = -60.0 + np.arange(FINGER_RING_SIZE) * 360.0 / FINGER_RING_SIZE
   for name in FINGER_ORDER:
     spec = FINGERS[name]
     direction = finger_direction(spec.fan_deg)
     skeleton = finger_skeleton(spec)
-    joints[list(finger_joint_ids[name])] = skeleton[:3]
+    joints[list(FINGER_JOINTS[name])] = skeleton[:3]
     stations, radii, length = _tube_profile(spec.lengths, *spec.radius, WEB_OFFSET)
     joint_arcs = np.concatenate([[0.0], np.cumsum(spec.lengths)[:2]])
     previous, previous_angles = web_loops[name], loop_angles
@@ -268,11 +269,11 @@ def build_right_hand(transition_ring_size: int):
       ids = b.add(ellipse_ring(center, direction, (0, 1, 0), r, 0.85 * r, ring_angles_uniform),
                   FINGER_REGIONS[name], s, center)
       b.zip_rings(previous, previous_angles, ids, ring_angles_uniform)
-      for joint, joint_s in zip(finger_joint_ids[name][1:], joint_arcs[1:]):
+      for joint, joint_s in zip(FINGER_JOINTS[name][1:], joint_arcs[1:]):
         if np.isclose(s, joint_s):
           joint_rings[joint] = ids
       previous, previous_angles = ids, ring_angles_uniform
-    joint_rings[finger_joint_ids[name][0]] = knuckle_loops[name]
+    joint_rings[FINGER_JOINTS[name][0]] = knuckle_loops[name]
     apex = b.add(skeleton[3] - 0.1 * spec.radius[1] * np.array([0, 1, 0]),
                  FINGER_REGIONS[name], length, skeleton[3])[0]
     b.cap(previous, apex)

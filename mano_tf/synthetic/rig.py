@@ -10,12 +10,10 @@ import scipy.optimize
 from mano_tf import constants, pose_sampling
 from mano_tf.synthetic import geometry
 
-_FINGER_JOINTS = {"index": (1, 2, 3), "middle": (4, 5, 6), "pinky": (7, 8, 9),
-                  "ring": (10, 11, 12)}
 _TAU_KNUCKLE = 0.0045  # blending width (m) of the skin around the MCP joints...
 _TAU_JOINT = 0.003     # ...and around the finger's inner joints.
 # The palm's skin over the knuckles blends more slowly: it stretches from the palm over
-# the MCP joints to the webs, 16 mm further, where the fingers part.
+# the MCP joints to the webs (geometry.WEB_OFFSET further), where the fingers part.
 _TAU_PALM_KNUCKLE = 0.010
 
 
@@ -38,7 +36,7 @@ def skinning_weights(hand) -> np.ndarray:
   """[V, 16] smooth weights; each row sums to 1."""
   points, region, arc = hand.points, hand.region, hand.arc
   weights = np.zeros((len(points), constants.NUM_JOINTS))
-  for name, joint_ids in _FINGER_JOINTS.items():
+  for name, joint_ids in geometry.FINGER_JOINTS.items():
     mask = region == geometry.FINGER_REGIONS[name]
     lengths = geometry.FINGERS[name].lengths
     weights[mask] = _chain_weights(arc[mask], joint_ids, (0.0, lengths[0], lengths[0] + lengths[1]),
@@ -71,7 +69,7 @@ def skinning_weights(hand) -> np.ndarray:
   thumb_share = 0.5 * np.exp(-(to_rim / 0.012) ** 2) * (1.0 - finger_share.sum(axis=1))
   palm_weights = np.zeros((len(p), constants.NUM_JOINTS))
   for f, name in enumerate(geometry.FINGER_ORDER):
-    palm_weights[:, _FINGER_JOINTS[name][0]] = finger_share[:, f]
+    palm_weights[:, geometry.FINGER_JOINTS[name][0]] = finger_share[:, f]
   palm_weights[:, 13] = thumb_share
   palm_weights[:, 0] = 1.0 - palm_weights.sum(axis=1)
   weights[mask] = palm_weights
