@@ -7,8 +7,8 @@ on a held-out set with 3D ground truth.
 --variants_from converts the export's checkpoint three times more into EXPORT_DIR,
 calibrated on --data_dir's training images as `export --calibration_dir` calibrates int8:
 s2hand_int8_head_float.tflite (int8 with the whole geometry head float),
-s2hand_16x8.tflite (int16 activations and int8 weights everywhere, MANO included; a
-graph with ops 16x8 cannot calibrate, such as the 6D rotation's ArgMax, has none) and
+s2hand_16x8.tflite (int16 activations and int8 weights where LiteRT has 16x8 kernels,
+MANO included, float elsewhere; a graph with ops 16x8 cannot calibrate has none) and
 s2hand_int8_weights.tflite (int8 weights, float activations: LiteRT's dynamic-range
 quantisation, which needs no calibration).
 (TF's selective-quantisation debugger, which the exporter uses, ignores the 16x8 op set,
@@ -72,7 +72,7 @@ def convert_variants(checkpoint, out_dir, calibration_dir, count=64):
         tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
       variants["s2hand_16x8.tflite"] = converter.convert()
-    except RuntimeError as e:  # e.g. the 6D head's ArgMax, which 16x8 cannot calibrate
+    except RuntimeError as e:  # e.g. an ArgMax, whose integer output 16x8 cannot calibrate
       print(f"s2hand_16x8.tflite: not converted ({str(e).splitlines()[0]})", flush=True)
     converter = tf.lite.TFLiteConverter.from_saved_model(work, ["serve_with_intrinsics"])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]

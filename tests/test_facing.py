@@ -102,3 +102,39 @@ def test_new_models_predict_6d_and_older_run_folders_still_load_as_axis_angle():
   assert ModelConfig.from_json(older).rotation_representation == "axis_angle"
   with pytest.raises(ValueError, match="rotation representation"):
     PlaceHand(rotation_representation="quaternion")
+
+
+def test_the_rotation_converts_to_int16_activation_tflite_and_runs():
+  """Issue 19's 16x8 variant: the 6D head's matrix and its axis-angle must be ops that
+  int16-activation TFLite can calibrate and run (an ArgMax did not calibrate; a
+  projection subtracted then squared fused into a SquaredDifference without int16
+  kernel)."""
+  from ai_edge_litert.interpreter import Interpreter
+  rng = np.random.default_rng(3)
+  six_d = rng.normal(size=(64, 1, 6)).astype(np.float32)
+
+  @tf.function(input_signature=[tf.TensorSpec([1, 6], tf.float32)])
+  def turn(x):
+    matrix = rotation.matrix_from_6d(x)
+    return {"matrix": matrix, "axis_angle": rotation.axis_angle_from_matrix(matrix)}
+
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [turn.get_concrete_function()], turn)
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.representative_dataset = lambda: ([x] for x in six_d)
+  converter.target_spec.supported_ops = [
+      tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+      tf.lite.OpsSet.TFLITE_BUILTINS]  # float where 16x8 has no kernel, as the benchmark
+  interpreter = Interpreter(model_content=converter.convert())
+  interpreter.allocate_tensors()
+  outputs = {tuple(d["shape"]): d["index"] for d in interpreter.get_output_details()}
+  for x in six_d[:16]:
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    want = turn(x)
+    np.testing.assert_allclose(interpreter.get_tensor(outputs[(1, 3, 3)]), want["matrix"],
+                               atol=0.01)
+    # Compared as the turn it stands for (near 180 degrees axis-angle itself is touchy),
+    # within a few degrees: its quotients see int16-rounded matrix entries.
+    np.testing.assert_allclose(lbs.axis_angle_to_matrix(interpreter.get_tensor(outputs[(1, 3)])),
+                               want["matrix"], atol=0.1)

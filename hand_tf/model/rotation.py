@@ -35,11 +35,10 @@ def matrix_from_6d(six_d):
   if six_d.shape[-1] != 6:
     raise ValueError(f"a 6D rotation has 6 values in its last axis, got {six_d.shape}")
   first = tf.math.l2_normalize(six_d[..., :3], axis=-1, epsilon=1e-12)
-  second = six_d[..., 3:]
-  second = tf.math.l2_normalize(
-      second - tf.reduce_sum(first * second, -1, keepdims=True) * first, axis=-1,
-      epsilon=1e-12)
-  return tf.stack([first, second, cross(first, second)], axis=-1)
+  # Gram-Schmidt through cross products (the same matrix): subtracting the projection
+  # and squaring it fuses into a SquaredDifference, which int16-activation TFLite lacks.
+  third = tf.math.l2_normalize(cross(first, six_d[..., 3:]), axis=-1, epsilon=1e-12)
+  return tf.stack([first, cross(third, first), third], axis=-1)
 
 
 def cross(a, b):
@@ -88,12 +87,12 @@ def axis_angle_from_matrix(matrix):
       ((r[2][1] - r[1][2]) / s1, 0.25 * s1, (r[0][1] + r[1][0]) / s1, (r[0][2] + r[2][0]) / s1),
       ((r[0][2] - r[2][0]) / s2, (r[0][1] + r[1][0]) / s2, 0.25 * s2, (r[1][2] + r[2][1]) / s2),
       ((r[1][0] - r[0][1]) / s3, (r[0][2] + r[2][0]) / s3, (r[1][2] + r[2][1]) / s3, 0.25 * s3)]
-  quaternion = [tf.stack(b, axis=-1) for b in branches]  # (w, x, y, z)
-  diagonal = tf.stack([trace, r[0][0], r[1][1], r[2][2]], axis=-1)
-  best = tf.argmax(diagonal, axis=-1)
-  q = quaternion[3]
-  for i in (2, 1, 0):
-    q = tf.where((best == i)[..., None], quaternion[i], q)
+  # The branch with the largest root wins.  A running maximum rather than an ArgMax:
+  # int16-activation TFLite (16x8) cannot calibrate ArgMax's integer output.
+  q, largest = tf.stack(branches[0], axis=-1), s0  # (w, x, y, z)
+  for branch, s in zip(branches[1:], (s1, s2, s3)):
+    q = tf.where((s > largest)[..., None], tf.stack(branch, axis=-1), q)
+    largest = tf.maximum(largest, s)
   q = tf.where(q[..., :1] < 0.0, -q, q)  # q and -q are the same turn: keep w >= 0
   w, xyz = q[..., 0], q[..., 1:]
   half_sine = tf.sqrt(tf.reduce_sum(tf.square(xyz), -1))
