@@ -7,8 +7,9 @@
 1. The held-out renders of the recipe (`hand_tf.pretrain`: realistic renders the
    training never saw, 3D truth known): the FreiHAND protocol's figures (PA-MPJPE,
    PA-MPVPE, their AUCs, F@5/F@15, camera-frame MPJPE, prediction spread) of the shipped
-   fp16 and int8 models, the template hand (mean hand, camera fitted to the MediaPipe
-   detections by PnP: the floor) and, if given, the demo model.
+   fp16 and int8 models, the template hand (mean hand, camera fitted by PnP to the
+   simulated detector's keypoints, the truth plus noise, and to MediaPipe's: the floor)
+   and, if given, the demo model.
 2. With --photos: every hand MediaPipe finds (`hand_tf.eval.photos`): the distance of
    the projected joints to MediaPipe's keypoints with the network's own camera and placed
    on the keypoints, against a constant skeleton, and the spread across hands.
@@ -50,7 +51,7 @@ def _models():
 def held_out(models):
   """FreiHAND-protocol metrics per model and of the template hand."""
   from hand_tf.data.freihand import read_freihand
-  from hand_tf.demo_job import template_baseline
+  from hand_tf.demo_job import TEMPLATE_ON_MEDIAPIPE, template_baseline
   from hand_tf.eval import report
   from hand_tf.predictors import load_predictor
   rows, sizes = {}, []
@@ -64,6 +65,8 @@ def held_out(models):
   # Fitted in the first model's crops, as the recipe's own evaluation fits it.
   rows["template hand"], _ = template_baseline(DATA.value, sizes[0],
                                                source_size=SOURCE_SIZE.value)
+  rows[TEMPLATE_ON_MEDIAPIPE], _ = template_baseline(
+      DATA.value, sizes[0], source_size=SOURCE_SIZE.value, detector="mediapipe")
   return rows, len(records)
 
 

@@ -80,29 +80,39 @@ def synthesize_split(log, root, split, num, size, seed, mano, max_rotation_deg=N
   run_module(log, *args)
 
 
-def _held_out_records(data, size, source_size=None):
-  """The held-out split with its detections (what the template and PnP rows fit to)."""
+# The row name of the template hand placed on MediaPipe's keypoints of the held-out
+# renders, beside "template hand" on the simulated detector's.
+TEMPLATE_ON_MEDIAPIPE = "template hand, MediaPipe"
+
+
+def _held_out_records(data, size, source_size=None, detector="simulated"):
+  """The held-out split with its detections (what the template and PnP rows fit to):
+  the simulated detector's, or MediaPipe's where `synthesize --detector mediapipe` ran."""
   from hand_tf.data.freihand import read_freihand
+  name = "evaluation_detections.json" if detector == "simulated" else \
+      f"evaluation_{detector}_detections.json"
   return read_freihand(data, "evaluation", image_size=size, source_size=source_size or size,
-                       detections=os.path.join(data, "evaluation_detections.json"))
+                       detections=os.path.join(data, name))
 
 
-def template_baseline(data, size, mano_model_path=None, source_size=None):
-  """Metrics and PCK curves of the template hand (mean hand, PnP camera) on the test set
-  (rendered at `source_size`, default `size`)."""
+def template_baseline(data, size, mano_model_path=None, source_size=None,
+                      detector="simulated"):
+  """Metrics and PCK curves of the template hand (mean hand, PnP camera onto `detector`'s
+  keypoints) on the test set (rendered at `source_size`, default `size`)."""
   from hand_tf.eval import report, template
-  records = _held_out_records(data, size, source_size)
+  records = _held_out_records(data, size, source_size, detector)
   evaluation = report.evaluate_records(
       template.template_predictions(records, mano_model_path), records)
   return evaluation["metrics"], evaluation["pck"]
 
 
-def placed_on_detections(data, size, prediction_file, source_size=None):
+def placed_on_detections(data, size, prediction_file, source_size=None,
+                         detector="simulated"):
   """Metrics of a report's predictions (`pred.json`) moved rigidly onto the test
   detections by the template's PnP fit: the network's hands given the template's help."""
   from hand_tf.eval import report, template
   from hand_tf.io import load_json
-  records = _held_out_records(data, size, source_size)
+  records = _held_out_records(data, size, source_size, detector)
   joints, vertices = load_json(prediction_file, "predictions")
   placed = template.place_on_keypoints(
       {"joints3d": np.asarray(joints, np.float32), "vertices": np.asarray(vertices, np.float32)},

@@ -129,7 +129,12 @@ def install(export_dir: str, files: dict, package_dir: str = shipped.FOLDER):
 def main(argv):
   del argv
   startup.quiet_tensorflow()  # the scale prior's target loads the hand model (TensorFlow)
-  from hand_tf.demo_job import run_module, synthesize_split, template_baseline
+  from hand_tf.demo_job import (
+    TEMPLATE_ON_MEDIAPIPE,
+    run_module,
+    synthesize_split,
+    template_baseline,
+  )
   from hand_tf.eval.template import scale_bone_length
   from hand_tf.io import write_json
   recipe, out = _recipe(), OUT.value
@@ -183,6 +188,10 @@ def main(argv):
                               log_file)
   metrics["template hand"], _ = template_baseline(data, recipe.image_size,
                                                   source_size=recipe.render_size)
+  # The same mean hand placed on MediaPipe's keypoints: the 2D a user's photo has (the
+  # simulated detections above are the truth plus noise).
+  metrics[TEMPLATE_ON_MEDIAPIPE], _ = template_baseline(
+      data, recipe.image_size, source_size=recipe.render_size, detector="mediapipe")
   timings["evaluate_s"] = time.time() - start
   from hand_tf.eval import report
   print(report.format_table(metrics), flush=True)
