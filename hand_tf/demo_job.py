@@ -121,6 +121,23 @@ def placed_on_detections(data, size, prediction_file, source_size=None,
   return evaluation["metrics"], evaluation["pck"]
 
 
+def shape_difference(data, size, prediction_file, source_size=None):
+  """A report's predictions (`pred.json`) against the template hand in shape: per-image
+  PA-MPJPE (mm) on the test set, their paired difference and its 95% bootstrap interval
+  (`hand_tf.eval.metrics.paired_difference`; negative: the predictions are better)."""
+  from hand_tf.eval import metrics, template
+  from hand_tf.io import load_json
+  records = _held_out_records(data, size, source_size)
+  joints, _ = load_json(prediction_file, "predictions")
+
+  def per_image(joints3d):
+    aligned = metrics.procrustes_align(records.joints3d, joints3d)
+    return 1000.0 * metrics.point_errors(records.joints3d, aligned).mean(axis=1)
+
+  return metrics.paired_difference(per_image(np.asarray(joints, np.float64)),
+                                   per_image(template.template_predictions(records)["joints3d"]))
+
+
 def _verdict(model, template, placed=None):
   """Honest sentences: does the trained model beat the template floor, and does it read
   the image (a model that gives every image the same hand has spread 0)?"""

@@ -100,3 +100,18 @@ def test_palm_turn_sees_the_rotation_alignment_hides():
     assert result["pa_mpjpe"] == pytest.approx(0.0, abs=1e-4)
     assert result["palm_turn_deg"] == pytest.approx(degrees, abs=1e-4)
     assert result["turned_round"] == (1.0 if degrees > 90 else 0.0)
+
+
+def test_a_paired_difference_is_only_decisive_beyond_the_samples_noise():
+  rng = np.random.default_rng(0)
+  template = rng.normal(15.7, 3.0, 128)
+  # The same images, each 1 mm better: decisive however large the images' own spread.
+  better = metrics.paired_difference(template - 1.0 + rng.normal(0, 0.2, 128), template)
+  assert better["high"] < 0 and abs(better["difference"] + 1.0) < 0.05, better
+  # A mean 0.03 mm lower with per-image noise of 4 mm: a tie, the interval straddles 0.
+  network = template - 0.03 + rng.normal(0, 4.0, 128)
+  tie = metrics.paired_difference(network, template)
+  assert tie["low"] < 0 < tie["high"], tie
+  assert metrics.paired_difference(network, template) == tie  # seeded: reproducible
+  with pytest.raises(ValueError, match=r"two \[N\] arrays"):
+    metrics.paired_difference(np.zeros(3), np.zeros(4))

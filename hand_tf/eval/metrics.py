@@ -61,6 +61,33 @@ def point_errors(ground_truth: np.ndarray, prediction: np.ndarray) -> np.ndarray
   return np.linalg.norm(ground_truth - prediction, axis=-1)
 
 
+def paired_difference(errors_a: np.ndarray, errors_b: np.ndarray, samples: int = 10000,
+                      level: float = 0.95, seed: int = 0) -> Dict[str, float]:
+  """How much lower A's per-sample errors are than B's on the same samples, with a
+  paired bootstrap interval: whether a difference of means is more than the samples'
+  noise (128 held-out images put ~0.7 mm either side of a 15 mm PA-MPJPE).
+
+  Args:
+    errors_a, errors_b: `[N]` per-sample errors of two methods on the same N samples.
+    samples: bootstrap resamples.
+    level: the interval's coverage.
+    seed: the resampling's seed (the interval is reproducible).
+
+  Returns:
+    {"difference": mean(a - b), "low", "high": the interval's ends}; A is better than B
+    beyond the noise when "high" < 0.
+  """
+  a, b = np.asarray(errors_a, np.float64), np.asarray(errors_b, np.float64)
+  if a.ndim != 1 or a.shape != b.shape or not len(a):
+    raise ValueError(f"paired_difference needs two [N] arrays, got {a.shape} and {b.shape}")
+  d = a - b
+  rng = np.random.default_rng(seed)
+  means = d[rng.integers(0, len(d), (samples, len(d)))].mean(axis=1)
+  tail = 100 * (1 - level) / 2
+  return {"difference": float(d.mean()), "low": float(np.percentile(means, tail)),
+          "high": float(np.percentile(means, 100 - tail))}
+
+
 def mean_error(errors: np.ndarray) -> float:
   """The kit's mean: per point id over samples, then over point ids."""
   return float(np.mean(np.mean(errors, axis=0)))
