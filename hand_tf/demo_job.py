@@ -88,11 +88,10 @@ TEMPLATE_ON_MEDIAPIPE = "template hand, MediaPipe"
 def _held_out_records(data, size, source_size=None, detector="simulated"):
   """The held-out split with its detections (what the template and PnP rows fit to):
   the simulated detector's, or MediaPipe's where `synthesize --detector mediapipe` ran."""
-  from hand_tf.data.freihand import read_freihand
-  name = "evaluation_detections.json" if detector == "simulated" else \
-      f"evaluation_{detector}_detections.json"
+  from hand_tf.data.freihand import annotation_path, read_freihand
+  key = "detections" if detector == "simulated" else f"{detector}_detections"
   return read_freihand(data, "evaluation", image_size=size, source_size=source_size or size,
-                       detections=os.path.join(data, name))
+                       detections=annotation_path(data, "evaluation", key))
 
 
 def template_baseline(data, size, mano_model_path=None, source_size=None,
@@ -134,8 +133,11 @@ def shape_difference(data, size, prediction_file, source_size=None):
     aligned = metrics.procrustes_align(records.joints3d, joints3d)
     return 1000.0 * metrics.point_errors(records.joints3d, aligned).mean(axis=1)
 
+  # Procrustes alignment undoes any placement, so the template's shape error needs the
+  # mean hand alone, not its PnP fits.
+  mean_joints = np.broadcast_to(template.mean_hand()[1], records.joints3d.shape)
   return metrics.paired_difference(per_image(np.asarray(joints, np.float64)),
-                                   per_image(template.template_predictions(records)["joints3d"]))
+                                   per_image(mean_joints))
 
 
 def _verdict(model, template, placed=None):

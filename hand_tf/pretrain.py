@@ -196,9 +196,9 @@ def main(argv):
       "carries the figures), then export to TFLite fp16 and int8 (calibrated on training "
       "renders)")
   checkpoint = os.path.join(run_dir, "finetune")
-  metrics = {"checkpoint": _evaluate(log, checkpoint, data, recipe,
-                                     os.path.join(out, "evaluation", "checkpoint"), log_file)}
-  predicted = os.path.join(out, "evaluation", "checkpoint", "pred.json")
+  report_dir = os.path.join(out, "evaluation", "checkpoint")
+  metrics = {"checkpoint": _evaluate(log, checkpoint, data, recipe, report_dir, log_file)}
+  predicted = os.path.join(report_dir, "pred.json")
   metrics[PLACED_ON_MEDIAPIPE], _ = placed_on_detections(
       data, recipe.image_size, predicted, source_size=recipe.render_size,
       detector="mediapipe")
