@@ -2,7 +2,8 @@
 on a held-out set with 3D ground truth.
 
   python benchmarks/quantized_accuracy.py --export EXPORT_DIR --data_dir SET \
-      [--split evaluation] [--source_size 224] [--variants_from CHECKPOINT]
+      [--split evaluation] [--source_size 224] [--variants_from CHECKPOINT] \
+      [--float_layers 25,40,60]
 
 --variants_from converts the export's checkpoint three times more into EXPORT_DIR,
 calibrated on --data_dir's training images as `export --calibration_dir` calibrates int8:
@@ -12,7 +13,10 @@ MANO included, float elsewhere; a graph with ops 16x8 cannot calibrate has none)
 s2hand_int8_weights.tflite (int8 weights, float activations: LiteRT's dynamic-range
 quantisation, which needs no calibration).
 (TF's selective-quantisation debugger, which the exporter uses, ignores the 16x8 op set,
-so the second is converted without it.)
+so the second is converted without it.)  With --float_layers K,... it also writes
+s2hand_int8_float{K}.tflite: the exporter's int8 with the K int8 layers of largest
+quantisation error (the debugger's per-layer RMSE over the tensor's scale, each layer fed
+float inputs) kept float as well.
 
 For each model in EXPORT_DIR (s2hand_fp32.tflite is the reference; every other .tflite
 there is compared) it prints PA-MPJPE and its change against fp32 (issue 19's aim for
@@ -20,11 +24,15 @@ int8: within 2%), and how far its 2D joints land from fp32's on each image, in p
 a 224 px crop (the aim: within 2 px on every image): the median and worst per-image
 maximum and the share of images within 2 px; with the spread of the predictions across
 images (a model that ignores its input has 0), and how far it turns the hands from fp32's
-rotation (median, and on the image with the worst 2D).
+rotation (median, and on the image with the worst 2D), and its median time per call
+(LiteRT, 2 threads, batch 1; the models timed in turn in the same rounds).
 """
 
+import csv
 import glob
+import io
 import os
+import time
 
 import numpy as np
 from absl import flags
@@ -38,11 +46,13 @@ SPLIT = flags.DEFINE_enum("split", "evaluation", ["training", "evaluation"], "It
 SOURCE_SIZE = flags.DEFINE_integer("source_size", None, "Its images' side (default: read).")
 VARIANTS_FROM = flags.DEFINE_string("variants_from", None,
                                     "The export's checkpoint: also convert three variants.")
+FLOAT_LAYERS = flags.DEFINE_list("float_layers", [], "With --variants_from: also int8 with "
+                                 "this many largest-error layers float (comma-separated).")
 REFERENCE = "s2hand_fp32.tflite"
 
 
-def convert_variants(checkpoint, out_dir, calibration_dir, count=64):
-  """Writes the three variants of the module's docstring into `out_dir`."""
+def convert_variants(checkpoint, out_dir, calibration_dir, float_layers=(), count=64):
+  """Writes the variants of the module's docstring into `out_dir`."""
   import tempfile
 
   import tensorflow as tf
@@ -79,10 +89,76 @@ def convert_variants(checkpoint, out_dir, calibration_dir, count=64):
     converter = tf.lite.TFLiteConverter.from_saved_model(work, ["serve_with_intrinsics"])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     variants["s2hand_int8_weights.tflite"] = converter.convert()
+    if float_layers:
+      variants.update(_largest_error_float(work, float_model, images, intrinsics,
+                                           representative, float_layers))
   for name, data in variants.items():
     with open(os.path.join(out_dir, name), "wb") as f:
       f.write(data)
     print(f"converted {name} ({len(data) / 1e6:.1f} MB)", flush=True)
+
+
+def _largest_error_float(work, float_model, images, intrinsics, representative, counts):
+  """{name: int8 .tflite with the `count` layers of largest error float} per count."""
+  import tensorflow as tf
+
+  from export import exporter
+  from hand_tf.startup import native_output_muted
+  converter = tf.lite.TFLiteConverter.from_saved_model(work, ["serve_with_intrinsics"])
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.representative_dataset = representative
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                         tf.lite.OpsSet.TFLITE_BUILTINS]
+  float_types, float_nodes = exporter.float_ops(float_model)
+
+  from ai_edge_litert.interpreter import Interpreter
+  order = [d["name"] for d in Interpreter(model_content=float_model).get_input_details()]
+
+  def as_inputs():  # the debugger's statistics run takes a list in the model's input order
+    for image, k in zip(images, intrinsics):
+      yield [image[None] if name.endswith("_images:0") else k[None].astype(np.float32)
+             for name in order]
+
+  with native_output_muted(1, 2):
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=as_inputs,
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_ops=float_types, denylisted_nodes=float_nodes))
+    debugger.run()
+    # RMSE in units of the tensor's quantisation step, as TF's debugger guide ranks layers
+    # (through its CSV dump: the public form that names each layer's tensor).
+    dump = io.StringIO()
+    debugger.layer_statistics_dump(dump)
+    dump.seek(0)
+    rows = list(csv.DictReader(dump))
+    ranked = [row["tensor_name"] for row in sorted(rows, key=lambda row: -np.sqrt(
+        float(row["mean_squared_error"])) / float(row["scale"]))]
+    variants = {}
+    for count in counts:
+      debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+          denylisted_ops=float_types,
+          denylisted_nodes=sorted(set(float_nodes) | set(ranked[:count])))
+      variants[f"s2hand_int8_float{count}.tflite"] = debugger.get_nondebug_quantized_model()
+  return variants
+
+
+def _median_ms(paths, rounds=30):
+  """Median ms per call of each .tflite, the models called in turn in each round."""
+  from ai_edge_litert.interpreter import Interpreter
+  interpreters = {}
+  for path in paths:
+    interpreter = Interpreter(model_path=path, num_threads=2)
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+      interpreter.set_tensor(detail["index"], np.ones(detail["shape"], detail["dtype"]))
+    interpreters[path] = interpreter
+  times = {path: [] for path in paths}
+  for _ in range(rounds + 3):
+    for path, interpreter in interpreters.items():
+      start = time.perf_counter()
+      interpreter.invoke()
+      times[path].append(time.perf_counter() - start)
+  return {path: 1000 * np.median(t[3:]) for path, t in times.items()}
 
 
 def main(argv):
@@ -95,7 +171,8 @@ def main(argv):
     raise SystemExit("error: --export and --data_dir are required")
   if VARIANTS_FROM.value:
     startup.quiet_tensorflow()
-    convert_variants(VARIANTS_FROM.value, EXPORT.value, DATA_DIR.value)
+    convert_variants(VARIANTS_FROM.value, EXPORT.value, DATA_DIR.value,
+                     [int(count) for count in FLOAT_LAYERS.value])
   paths = sorted(glob.glob(os.path.join(EXPORT.value, "*.tflite")),
                  key=lambda p: (os.path.basename(p) != REFERENCE, p))
   if not paths or os.path.basename(paths[0]) != REFERENCE:
@@ -111,12 +188,13 @@ def main(argv):
     results[os.path.basename(path)] = (
         metrics, predictions["joints2d"] * REFERENCE_SIZE / predictor.input_size,
         Rotation.from_rotvec(predictions["camera"][:, 1:4]))
+  milliseconds = _median_ms(paths)
   reference, reference_2d, reference_turn = results[REFERENCE]
   print(f"{len(reference_2d)} images of {DATA_DIR.value} ({SPLIT.value}); 2D in px of a "
         f"{REFERENCE_SIZE} px crop")
   print(f"{'model':28s} {'PA-MPJPE':>9s} {'vs fp32':>8s} {'2D max/img median':>18s} "
         f"{'worst':>7s} {'<= 2 px':>8s} {'spread mm':>10s} {'turn deg median':>16s} "
-        f"{'at worst 2D':>12s}")
+        f"{'at worst 2D':>12s} {'ms':>6s}")
   for name, (metrics, joints2d, turn) in results.items():
     apart = np.linalg.norm(joints2d - reference_2d, axis=-1).max(axis=-1)
     change = 100 * (metrics["pa_mpjpe"] / reference["pa_mpjpe"] - 1)
@@ -125,7 +203,8 @@ def main(argv):
     degrees = np.degrees((turn.inv() * reference_turn).magnitude())
     print(f"{name:28s} {metrics['pa_mpjpe']:9.2f} {change:+7.1f}% {np.median(apart):18.2f} "
           f"{apart.max():7.2f} {np.mean(apart <= 2.0):8.0%} {metrics['spread_mm']:10.1f} "
-          f"{np.median(degrees):16.1f} {degrees[apart.argmax()]:12.1f}")
+          f"{np.median(degrees):16.1f} {degrees[apart.argmax()]:12.1f} "
+          f"{milliseconds[os.path.join(EXPORT.value, name)]:6.2f}")
 
 
 if __name__ == "__main__":

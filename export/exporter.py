@@ -71,7 +71,7 @@ def tflite_ops(model: bytes):
   return [(op["op_name"], names[op["outputs"][0]]) for op in ops if len(op["outputs"])]
 
 
-def _float_ops(float_model: bytes):
+def float_ops(float_model: bytes):
   """(op types, node names) of a float .tflite that the int8 model keeps in float."""
   ops = tflite_ops(float_model)
   types = sorted({kind for kind, _ in ops} - set(INT8_OPS))
@@ -102,7 +102,7 @@ def convert_tflite(source_dir: str, kind: str, calibration: np.ndarray,
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                            tf.lite.OpsSet.TFLITE_BUILTINS]
     # TF's selective quantisation: int8 for `INT8_OPS` only.
-    float_types, float_nodes = _float_ops(
+    float_types, float_nodes = float_ops(
         float_model or convert_tflite(source_dir, "tflite_fp32", calibration, calibration_k))
     float_nodes = sorted(set(float_nodes) | set(extra_float_nodes))
     # The debugger runs the deprecated tf.lite.Interpreter internally (its warning is
