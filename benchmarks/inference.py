@@ -27,6 +27,8 @@ from absl import flags
 
 from hand_tf import startup
 
+import litert_timing  # benchmarks/, on the path when run as a script
+
 CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Checkpoint; default random weights.")
 IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "Input size (random-weight model).")
 RUNS = flags.DEFINE_integer("runs", 30, "Timed runs (median).")
@@ -42,29 +44,6 @@ def _median_ms(fn, runs):
     fn()
     times.append(time.perf_counter() - start)
   return 1000 * float(np.median(times))
-
-
-def _litert_ms(paths, runs, threads):
-  """{label: median ms} of .tflite files ({label: path}) timed in turn, one invoke of
-  each per round: a host whose load drifts then slows them alike, and their ratios, the
-  figures that matter, hold."""
-  from ai_edge_litert.interpreter import Interpreter
-  interpreters = {}
-  for label, path in paths.items():
-    interpreter = Interpreter(model_path=path, num_threads=threads)
-    interpreter.allocate_tensors()
-    for detail in interpreter.get_input_details():
-      interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-    for _ in range(3):
-      interpreter.invoke()
-    interpreters[label] = interpreter
-  times = {label: [] for label in paths}
-  for _ in range(runs):
-    for label, interpreter in interpreters.items():
-      start = time.perf_counter()
-      interpreter.invoke()
-      times[label].append(time.perf_counter() - start)
-  return {label: 1000 * float(np.median(values)) for label, values in times.items()}
 
 
 def _keras_tflite(net, size, path, int8, images=None):
@@ -216,7 +195,7 @@ def main(argv):
       litert[f"MediaPipe hand landmark {variant} (21 keypoints)"] = path
     else:
       print(f"MediaPipe model not found: {path}; run `make models`")
-  litert_ms = _litert_ms(litert, RUNS.value, THREADS.value)
+  litert_ms = litert_timing.interleaved_ms(litert, RUNS.value, THREADS.value)
   for label, path in litert.items():
     rows.append((label, litert_ms[label], os.path.getsize(path)))
     if label == "LiteRT int8":

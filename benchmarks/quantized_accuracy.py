@@ -32,13 +32,14 @@ import csv
 import glob
 import io
 import os
-import time
 
 import numpy as np
 from absl import flags
 from scipy.spatial.transform import Rotation
 
 from hand_tf import startup
+
+import litert_timing  # benchmarks/, on the path when run as a script
 
 EXPORT = flags.DEFINE_string("export", None, "An export folder (python -m export).")
 DATA_DIR = flags.DEFINE_string("data_dir", None, "FreiHAND-layout set with ground truth.")
@@ -142,25 +143,6 @@ def _largest_error_float(work, float_model, images, intrinsics, representative, 
   return variants
 
 
-def _median_ms(paths, rounds=30):
-  """Median ms per call of each .tflite, the models called in turn in each round."""
-  from ai_edge_litert.interpreter import Interpreter
-  interpreters = {}
-  for path in paths:
-    interpreter = Interpreter(model_path=path, num_threads=2)
-    interpreter.allocate_tensors()
-    for detail in interpreter.get_input_details():
-      interpreter.set_tensor(detail["index"], np.ones(detail["shape"], detail["dtype"]))
-    interpreters[path] = interpreter
-  times = {path: [] for path in paths}
-  for _ in range(rounds + 3):
-    for path, interpreter in interpreters.items():
-      start = time.perf_counter()
-      interpreter.invoke()
-      times[path].append(time.perf_counter() - start)
-  return {path: 1000 * np.median(t[3:]) for path, t in times.items()}
-
-
 def main(argv):
   del argv
   from hand_tf.contract import REFERENCE_SIZE
@@ -188,7 +170,7 @@ def main(argv):
     results[os.path.basename(path)] = (
         metrics, predictions["joints2d"] * REFERENCE_SIZE / predictor.input_size,
         Rotation.from_rotvec(predictions["camera"][:, 1:4]))
-  milliseconds = _median_ms(paths)
+  milliseconds = litert_timing.interleaved_ms({path: path for path in paths}, 30, 2)
   reference, reference_2d, reference_turn = results[REFERENCE]
   print(f"{len(reference_2d)} images of {DATA_DIR.value} ({SPLIT.value}); 2D in px of a "
         f"{REFERENCE_SIZE} px crop")
