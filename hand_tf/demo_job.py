@@ -124,20 +124,11 @@ def shape_difference(data, size, prediction_file, source_size=None):
   """A report's predictions (`pred.json`) against the template hand in shape: per-image
   PA-MPJPE (mm) on the test set, their paired difference and its 95% bootstrap interval
   (`hand_tf.eval.metrics.paired_difference`; negative: the predictions are better)."""
-  from hand_tf.eval import metrics, template
+  from hand_tf.eval import template
   from hand_tf.io import load_json
   records = _held_out_records(data, size, source_size)
   joints, _ = load_json(prediction_file, "predictions")
-
-  def per_image(joints3d):
-    aligned = metrics.procrustes_align(records.joints3d, joints3d)
-    return 1000.0 * metrics.point_errors(records.joints3d, aligned).mean(axis=1)
-
-  # Procrustes alignment undoes any placement, so the template's shape error needs the
-  # mean hand alone, not its PnP fits.
-  mean_joints = np.broadcast_to(template.mean_hand()[1], records.joints3d.shape)
-  return metrics.paired_difference(per_image(np.asarray(joints, np.float64)),
-                                   per_image(mean_joints))
+  return template.shape_against_mean_hand(records.joints3d, joints)
 
 
 def _verdict(model, template, placed=None):

@@ -40,10 +40,12 @@ REFINE = flags.DEFINE_bool(
     "--detections); written to OUT/refined/.  Needs TensorFlow.")
 
 
-def _record_held_out(evaluation, records):
+def _record_held_out(evaluation, predictions, records):
   """Writes `held_out.json` beside the checkpoint (export carries it into the exported
-  model, whose users are then told how it did): the figures, and the template hand's
-  on the same images when the split has detections."""
+  model, whose users are then told how it did): the figures, and when the split has
+  detections, the template hand's on the same images, the network's hands placed on the
+  detections (as `predict` returns them), and its shape against the template's per
+  image (`template.shape_against_mean_hand`): what `contract.model_caveat` judges by."""
   import os
 
   from hand_tf.contract import HELD_OUT_FILE
@@ -63,6 +65,11 @@ def _record_held_out(evaluation, records):
     baseline = report.evaluate_records(template.template_predictions(with_detections),
                                        with_detections)["metrics"]
     value["template"] = {k: baseline[k] for k in keys if k in baseline}
+    placed = report.evaluate_records(template.place_on_keypoints(predictions, with_detections),
+                                     with_detections)["metrics"]
+    value["placed"] = {k: placed[k] for k in keys if k in placed}
+    value["shape"] = template.shape_against_mean_hand(records.joints3d,
+                                                      predictions["joints3d"])
   folder = os.path.dirname(resolve_checkpoint(MODEL.value))
   write_json(os.path.join(folder, HELD_OUT_FILE), value)
 
@@ -134,7 +141,7 @@ def main(argv):
            "split": SPLIT.value}
   report.write_report(OUT.value, predictor.kind, evaluation, predictions, about)
   if predictor.kind == "checkpoint":
-    _record_held_out(evaluation, records)
+    _record_held_out(evaluation, predictions, records)
   rows = {predictor.kind: evaluation["metrics"]}
   if REFINE.value:
     rows[f"{predictor.kind} + refinement"] = _evaluate_refined(predictor, predictions, records,

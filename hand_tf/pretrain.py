@@ -117,14 +117,10 @@ def check_installable(metrics: dict, shape: dict, force: bool = False) -> None:
       "mpjpe" (mm).
     shape: {"difference", "low", "high"}: network minus template PA-MPJPE, mm.
   """
+  from hand_tf.contract import not_beating_template
   from hand_tf.demo_job import TEMPLATE_ON_MEDIAPIPE
-  placed, template = metrics[PLACED_ON_MEDIAPIPE]["mpjpe"], metrics[TEMPLATE_ON_MEDIAPIPE]["mpjpe"]
-  losing = []
-  if shape["high"] >= 0:
-    losing.append(f"PA-MPJPE ({shape['difference']:+.2f} mm, 95% interval "
-                  f"[{shape['low']:+.2f}, {shape['high']:+.2f}])")
-  if placed >= template:
-    losing.append(f"MPJPE placed on MediaPipe's keypoints ({placed:.1f} vs {template:.1f} mm)")
+  losing = not_beating_template(shape, metrics[PLACED_ON_MEDIAPIPE]["mpjpe"],
+                                metrics[TEMPLATE_ON_MEDIAPIPE]["mpjpe"], "MediaPipe's keypoints")
   if losing and not force:
     raise shipped.InputError(
         f"not installed: the model does not beat the template hand on "

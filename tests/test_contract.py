@@ -18,6 +18,24 @@ def test_a_model_losing_to_the_template_says_so_with_the_figures():
   assert "no held-out figures" in contract.model_caveat(224, None)
 
 
+def test_the_caveat_judges_shape_beyond_noise_and_the_camera_with_the_same_help():
+  """With the placed and paired figures recorded, a model is judged as the recipe's
+  install check judges it: shape by the interval, camera frame placed against placed."""
+  tie = {"difference": -0.03, "low": -0.72, "high": 0.66}
+  better = {"difference": -1.5, "low": -2.1, "high": -0.9}
+  held_out = {"count": 128, "metrics": {"pa_mpjpe": 15.66, "mpjpe": 171.6},
+              "template": {"pa_mpjpe": 15.69, "mpjpe": 62.5}, "placed": {"mpjpe": 60.0},
+              "shape": tie}
+  note = contract.model_caveat(224, held_out)
+  assert note == ("note: on its held-out set (128 images) it does not beat the template "
+                  "hand on PA-MPJPE (-0.03 mm, 95% interval [-0.72, +0.66]).")
+  # Its own camera (171.6 mm) is not what a user gets: the placed hands are.
+  assert contract.model_caveat(224, dict(held_out, shape=better)) is None
+  worse_placed = dict(held_out, shape=better, placed={"mpjpe": 70.0})
+  assert "MPJPE placed on the set's detections (70.0 vs 62.5 mm)" in contract.model_caveat(
+      224, worse_placed)
+
+
 def test_held_out_figures_travel_from_the_run_folder_into_the_export(tmp_path):
   run, export = tmp_path / "run", tmp_path / "export"
   run.mkdir()

@@ -448,6 +448,15 @@ def test_evaluate_cli_reports_freihand_metrics_and_pred_json(exported, tmp_path)
   assert held_out["count"] == 6 and held_out["template"]["mpjpe"] > 0
   assert held_out["metrics"]["pa_mpjpe"] == pytest.approx(
       json.loads((tmp_path / "eval_ckpt" / "metrics.json").read_text())["metrics"]["pa_mpjpe"])
+  # ... and what the caveat judges by: its hands placed on the detections (placement is
+  # rigid: the same shape, another camera-frame error) and its per-image shape against
+  # the template's.
+  placed, shape = held_out["placed"], held_out["shape"]
+  assert placed["pa_mpjpe"] == pytest.approx(held_out["metrics"]["pa_mpjpe"], rel=1e-3)
+  assert placed["mpjpe"] != pytest.approx(held_out["metrics"]["mpjpe"], rel=1e-3)
+  assert shape["low"] <= shape["difference"] <= shape["high"]
+  assert shape["difference"] == pytest.approx(
+      held_out["metrics"]["pa_mpjpe"] - held_out["template"]["pa_mpjpe"], abs=1e-3)
   (checkpoint / "held_out.json").unlink()  # the module's other tests see it as exported
   # The synthesizer writes a training split; the default split says how to reach it.
   result = _cli("hand_tf.evaluate", "--model", out / "s2hand.onnx", "--data_dir", data,

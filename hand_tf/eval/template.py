@@ -85,3 +85,26 @@ def place_on_keypoints(predictions: Dict[str, np.ndarray], records) -> Dict[str,
   out = {k: np.stack(v).astype(np.float32) for k, v in out.items()}
   out["joints2d"] = project(out["joints3d"], records.intrinsics).astype(np.float32)
   return out
+
+
+def shape_against_mean_hand(truth_joints3d: np.ndarray, joints3d: np.ndarray,
+                            mano_model_path: Optional[str] = None) -> Dict[str, float]:
+  """Predictions against the template hand in shape: per-image PA-MPJPE (mm), their
+  paired difference and its 95% bootstrap interval (`metrics.paired_difference`;
+  negative: the predictions are better).
+
+  Args:
+    truth_joints3d: `[N, 21, 3]` ground-truth joints, meters.
+    joints3d: `[N, 21, 3]` predicted joints, meters (any frame: Procrustes aligns them).
+  """
+  from hand_tf.eval import metrics
+
+  def per_image(joints):
+    aligned = metrics.procrustes_align(truth_joints3d, joints)
+    return 1000.0 * metrics.point_errors(truth_joints3d, aligned).mean(axis=1)
+
+  # Procrustes alignment undoes any placement, so the template's shape error needs the
+  # mean hand alone, not its PnP fits.
+  mean_joints = np.broadcast_to(mean_hand(mano_model_path)[1], np.shape(truth_joints3d))
+  return metrics.paired_difference(per_image(np.asarray(joints3d, np.float64)),
+                                   per_image(mean_joints))
