@@ -101,22 +101,26 @@ def forward_kinematics(rotations: tf.Tensor, rest_joints: tf.Tensor,
     world_joints: `[B, J, 3]`, posed joint positions (translations of the world
       transforms).
   """
-  num_joints = len(parents)
-  world_r = [None] * num_joints
-  world_t = [None] * num_joints
-  world_r[0] = rotations[:, 0]
-  world_t[0] = rest_joints[:, 0]
+  # Kept in the order the levels are computed (root, depth 1, depth 2, ...), concatenated
+  # a level at a time, and put back in joint order by one gather at the end: a slice and
+  # a stack per joint made MANO's graph a few hundred tiny ops, each with its overhead in
+  # a TFLite interpreter.
+  world_r = rotations[:, :1]
+  world_t = rest_joints[:, :1]
+  computed = [0]
   for joints, joint_parents in joint_levels(parents):
-    parent_r = tf.stack([world_r[p] for p in joint_parents], axis=1)
-    parent_t = tf.stack([world_t[p] for p in joint_parents], axis=1)
+    at = [computed.index(p) for p in joint_parents]
+    parent_r = tf.gather(world_r, at, axis=1)
+    parent_t = tf.gather(world_t, at, axis=1)
     offsets = (tf.gather(rest_joints, joints, axis=1)
                - tf.gather(rest_joints, joint_parents, axis=1))
-    r = tf.matmul(parent_r, tf.gather(rotations, joints, axis=1))
-    t = parent_t + tf.einsum("bjik,bjk->bji", parent_r, offsets)
-    for i, j in enumerate(joints):
-      world_r[j] = r[:, i]
-      world_t[j] = t[:, i]
-  return tf.stack(world_r, axis=1), tf.stack(world_t, axis=1)
+    world_r = tf.concat([world_r, tf.matmul(parent_r, tf.gather(rotations, joints, axis=1))],
+                        axis=1)
+    world_t = tf.concat([world_t, parent_t + tf.einsum("bjik,bjk->bji", parent_r, offsets)],
+                        axis=1)
+    computed.extend(int(j) for j in joints)
+  joint_order = np.argsort(computed)
+  return tf.gather(world_r, joint_order, axis=1), tf.gather(world_t, joint_order, axis=1)
 
 
 def skin_vertices(vertices: tf.Tensor, weights: tf.Tensor, world_rotations: tf.Tensor,
