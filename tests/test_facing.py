@@ -95,6 +95,25 @@ def test_the_6d_head_places_the_same_hand_and_reports_its_axis_angle(hands):
   np.testing.assert_allclose(rotation.matrix_from_6d(rotation.IDENTITY["6d"]), np.eye(3))
 
 
+def test_the_reported_axis_angle_is_the_matrix_turn_near_0_and_180_degrees_too():
+  from scipy.spatial.transform import Rotation
+  rng = np.random.default_rng(1)
+  axes = rng.normal(size=(40, 3))
+  axes /= np.linalg.norm(axes, axis=-1, keepdims=True)
+  angles = np.concatenate([rng.uniform(0, np.pi, 16), [0.0, 1e-7, 1e-4, 0.01],
+                           np.pi - np.array([0.0, 1e-6, 1e-3, 0.02] * 5)])
+  turns = Rotation.from_rotvec(axes * angles[:, None])
+  got = rotation.axis_angle_from_matrix(turns.as_matrix().astype(np.float32)).numpy()
+  assert got.shape == (40, 3)
+  apart = np.degrees((Rotation.from_rotvec(got).inv() * turns).magnitude())
+  assert apart.max() < 0.01
+  assert np.all(np.linalg.norm(got, axis=-1) <= np.pi + 1e-5)
+  # Any leading axes: [2, 20, 3, 3] -> [2, 20, 3].
+  batched = rotation.axis_angle_from_matrix(
+      turns.as_matrix().astype(np.float32).reshape(2, 20, 3, 3))
+  np.testing.assert_allclose(batched.numpy().reshape(40, 3), got, atol=1e-5)
+
+
 def test_new_models_predict_6d_and_older_run_folders_still_load_as_axis_angle():
   from hand_tf.model.s2hand import ModelConfig
   assert ModelConfig().rotation_representation == "6d"
