@@ -11,7 +11,8 @@ Runtime; median of --runs after warm-up, --threads CPU threads everywhere.  Also
 the bare EfficientNet-Lite0 and -B0 backbones in TFLite fp32 and full-integer int8 (to
 show what each backbone costs), this model's own encoder and its encoder with every head
 (fp32 and int8: what the heads cost, and what MANO, placement, the serving graph and the
-int8 model's quantise / dequantise pairs around its float islands add after them), and
+int8 model's quantise / dequantise pairs around its float islands add after them),
+MANO + placement + projection on their own (the int8 model's float island), and
 MediaPipe's hand landmark models (full and lite) on LiteRT as the
 on-device reference: they output 21 keypoints, ours the whole mesh, texture and camera.
 Last, `mobile_demo`'s per-frame stages on a 640 x 480 frame with the int8 model (fixed
@@ -104,6 +105,20 @@ def _parts_tflite(model, backbone, size, directory, images, int8):
       for part, net in nets.items()}
 
 
+def _float_island_tflite(model, directory):
+  """The model's MANO, placement and projection alone (the float island of the int8
+  model), fed what the geometry head outputs, as a float .tflite file."""
+  import tensorflow as tf
+  place = model.get_layer("place_hand")
+  specs = [tf.TensorSpec((1,) + tuple(t.shape[1:]), tf.float32) for t in place.input]
+  island = tf.function(lambda *inputs: place(*inputs), input_signature=specs)
+  path = os.path.join(directory, "part_float_island.tflite")
+  with open(path, "wb") as f:
+    f.write(tf.lite.TFLiteConverter.from_concrete_functions(
+        [island.get_concrete_function()], place).convert())
+  return path
+
+
 def _op_counts(path):
   """{op name: count} of a .tflite file's graph (before delegation)."""
   import collections
@@ -189,6 +204,8 @@ def main(argv):
     for part, path in _parts_tflite(model, config.backbone, size, directory, images,
                                     int8).items():
       litert[f"LiteRT {'int8' if int8 else 'fp32'}, this model's {part}"] = path
+  island = "LiteRT fp32, MANO + placement + projection alone"
+  litert[island] = _float_island_tflite(model, directory)
   for variant in ("full", "lite"):
     path = os.path.join(models_dir(), f"hand_landmark_{variant}.tflite")
     if os.path.isfile(path):
@@ -234,8 +251,11 @@ def main(argv):
           f"placement + serving{' + quantise/dequantise' if kind == 'int8' else ''} "
           f"{rest_ms:.2f} ms "
           f"({100 * rest_ms / encoder_ms:.0f}%)")
+  fp32_encoder_ms = litert_ms["LiteRT fp32, this model's encoder"]
   print(f"int8 model: {islands['QUANTIZE']} QUANTIZE and {islands['DEQUANTIZE']} DEQUANTIZE "
-        f"ops around its float islands, {sum(islands.values())} ops in all")
+        f"ops around its float islands, {sum(islands.values())} ops in all; MANO + "
+        f"placement + projection on their own: {litert_ms[island]:.2f} ms "
+        f"({100 * litert_ms[island] / fp32_encoder_ms:.0f}% of the fp32 encoder's)")
   stages, model_ms, height = _mobile_frame_ms(
       os.path.join(directory, ARTEFACT["tflite_int8"]), images[0], intrinsics[0],
       RUNS.value, THREADS.value)
