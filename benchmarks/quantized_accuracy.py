@@ -102,6 +102,7 @@ def convert_variants(checkpoint, out_dir, calibration_dir, float_layers=(), coun
 def _largest_error_float(work, float_model, images, intrinsics, representative, counts):
   """{name: int8 .tflite with the `count` layers of largest error float} per count."""
   import tensorflow as tf
+  from ai_edge_litert.interpreter import Interpreter
 
   from export import exporter
   from hand_tf.startup import native_output_muted
@@ -111,8 +112,6 @@ def _largest_error_float(work, float_model, images, intrinsics, representative, 
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                          tf.lite.OpsSet.TFLITE_BUILTINS]
   float_types, float_nodes = exporter.float_ops(float_model)
-
-  from ai_edge_litert.interpreter import Interpreter
   order = [d["name"] for d in Interpreter(model_content=float_model).get_input_details()]
 
   def as_inputs():  # the debugger's statistics run takes a list in the model's input order
