@@ -135,18 +135,15 @@ def model_caveat(input_size: int, held_out: Optional[dict]) -> Optional[str]:
     notes.append("no held-out figures were recorded with it (run hand_tf.evaluate on its "
                  "run folder before exporting)")
   elif held_out.get("template"):
-    count = held_out.get("count", "?")
     if held_out.get("shape") and held_out.get("placed"):
       losing = not_beating_template(held_out["shape"], held_out["placed"]["mpjpe"],
                                     held_out["template"]["mpjpe"], "the set's detections")
-      if losing:
-        notes.append(f"on its held-out set ({count} images) it does not beat the template "
-                     f"hand on {' and '.join(losing)}")
     else:  # recorded before the placed and paired figures were
       losing, figures = losing_to_template(held_out["metrics"], held_out["template"])
-      if losing:
-        notes.append(f"on its held-out set ({count} images) it does not beat the template "
-                     f"hand on {' and '.join(losing)} ({figures})")
+      losing = [" and ".join(losing) + f" ({figures})"] if losing else []
+    if losing:
+      notes.append(f"on its held-out set ({held_out.get('count', '?')} images) it does not "
+                   f"beat the template hand on {' and '.join(losing)}")
   return ("note: " + "; ".join(notes) + ".") if notes else None
 
 
