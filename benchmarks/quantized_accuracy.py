@@ -92,38 +92,22 @@ def convert_variants(checkpoint, out_dir, calibration_dir, float_layers=(), coun
     variants["s2hand_int8_weights.tflite"] = converter.convert()
     if float_layers:
       variants.update(_largest_error_float(work, float_model, images, intrinsics,
-                                           representative, float_layers))
+                                           float_layers))
   for name, data in variants.items():
     with open(os.path.join(out_dir, name), "wb") as f:
       f.write(data)
     print(f"converted {name} ({len(data) / 1e6:.1f} MB)", flush=True)
 
 
-def _largest_error_float(work, float_model, images, intrinsics, representative, counts):
+def _largest_error_float(work, float_model, images, intrinsics, counts):
   """{name: int8 .tflite with the `count` layers of largest error float} per count."""
   import tensorflow as tf
-  from ai_edge_litert.interpreter import Interpreter
 
   from export import exporter
   from hand_tf.startup import native_output_muted
-  converter = tf.lite.TFLiteConverter.from_saved_model(work, ["serve_with_intrinsics"])
-  converter.optimizations = [tf.lite.Optimize.DEFAULT]
-  converter.representative_dataset = representative
-  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                         tf.lite.OpsSet.TFLITE_BUILTINS]
-  float_types, float_nodes = exporter.float_ops(float_model)
-  order = [d["name"] for d in Interpreter(model_content=float_model).get_input_details()]
-
-  def as_inputs():  # the debugger's statistics run takes a list in the model's input order
-    for image, k in zip(images, intrinsics):
-      yield [image[None] if name.endswith("_images:0") else k[None].astype(np.float32)
-             for name in order]
-
+  debugger = exporter.int8_debugger(work, images, intrinsics, float_model)
+  exporters_float = debugger.options  # the op types and nodes the exporter keeps float
   with native_output_muted(1, 2):
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=as_inputs,
-        debug_options=tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_ops=float_types, denylisted_nodes=float_nodes))
     debugger.run()
     # RMSE in units of the tensor's quantisation step, as TF's debugger guide ranks layers
     # (through its CSV dump: the public form that names each layer's tensor).
@@ -136,8 +120,8 @@ def _largest_error_float(work, float_model, images, intrinsics, representative, 
     variants = {}
     for count in counts:
       debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-          denylisted_ops=float_types,
-          denylisted_nodes=sorted(set(float_nodes) | set(ranked[:count])))
+          denylisted_ops=exporters_float.denylisted_ops,
+          denylisted_nodes=sorted(set(exporters_float.denylisted_nodes) | set(ranked[:count])))
       variants[f"s2hand_int8_float{count}.tflite"] = debugger.get_nondebug_quantized_model()
   return variants
 

@@ -83,6 +83,45 @@ class ParityError(RuntimeError):
   pass
 
 
+def int8_debugger(source_dir: str, calibration: np.ndarray, calibration_k: np.ndarray,
+                  float_model: bytes, extra_float_nodes: Sequence[str] = ()):
+  """TF's quantisation debugger over `source_dir` (an `export_archive` with batch 1),
+  calibrated as the int8 export is: int8 for `INT8_OPS` only (the op list read from
+  `float_model`, its fp32 conversion), `extra_float_nodes` float too.  Its
+  `get_nondebug_quantized_model()` is the int8 model; `run()` gathers per-layer errors
+  over the calibration set."""
+  from ai_edge_litert.interpreter import Interpreter
+  converter = tf.lite.TFLiteConverter.from_saved_model(source_dir, ["serve_with_intrinsics"])
+
+  def representative():
+    for image, k in zip(calibration, calibration_k):
+      yield {"images": image[None], "intrinsics": k[None]}
+
+  order = [d["name"] for d in Interpreter(model_content=float_model).get_input_details()]
+
+  def in_input_order():  # what `run()` feeds: a list in the model's input order
+    for image, k in zip(calibration, calibration_k):
+      yield [image[None] if name.endswith("images:0") else k[None].astype(np.float32)
+             for name in order]
+
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.representative_dataset = representative
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                         tf.lite.OpsSet.TFLITE_BUILTINS]
+  float_types, float_nodes = float_ops(float_model)
+  # The debugger runs the deprecated tf.lite.Interpreter internally (its warning is
+  # about TF's internals, not something the user can change).
+  warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+  # The quantiser prints its settings ("fully_quantize: 0, inference_type: 6, ...")
+  # from C++ for every model it writes: not for the user.
+  with native_output_muted(1, 2):
+    return tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=in_input_order,
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_ops=float_types,
+            denylisted_nodes=sorted(set(float_nodes) | set(extra_float_nodes))))
+
+
 def convert_tflite(source_dir: str, kind: str, calibration: np.ndarray,
                    calibration_k: np.ndarray, float_model: Optional[bytes] = None,
                    extra_float_nodes: Sequence[str] = ()) -> bytes:
@@ -94,27 +133,11 @@ def convert_tflite(source_dir: str, kind: str, calibration: np.ndarray,
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]
   elif kind == "tflite_int8":
-    def representative():
-      for image, k in zip(calibration, calibration_k):
-        yield {"images": image[None], "intrinsics": k[None]}
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                           tf.lite.OpsSet.TFLITE_BUILTINS]
-    # TF's selective quantisation: int8 for `INT8_OPS` only.
-    float_types, float_nodes = float_ops(
-        float_model or convert_tflite(source_dir, "tflite_fp32", calibration, calibration_k))
-    float_nodes = sorted(set(float_nodes) | set(extra_float_nodes))
-    # The debugger runs the deprecated tf.lite.Interpreter internally (its warning is
-    # about TF's internals, not something the user can change).
-    warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-    # The quantiser prints its settings ("fully_quantize: 0, inference_type: 6, ...")
-    # from C++ for every model it writes: not for the user.
+    debugger = int8_debugger(
+        source_dir, calibration, calibration_k,
+        float_model or convert_tflite(source_dir, "tflite_fp32", calibration, calibration_k),
+        extra_float_nodes)
     with native_output_muted(1, 2):
-      debugger = tf.lite.experimental.QuantizationDebugger(
-          converter=converter, debug_dataset=representative,
-          debug_options=tf.lite.experimental.QuantizationDebugOptions(
-              denylisted_ops=float_types, denylisted_nodes=float_nodes))
       return debugger.get_nondebug_quantized_model()
   return converter.convert()
 
